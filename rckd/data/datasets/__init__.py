@@ -1,0 +1,1 @@
+"""rckd.data.datasets."""

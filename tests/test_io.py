@@ -1,0 +1,32 @@
+"""Tests for rckd.io: atomic writes and safe names."""
+
+from __future__ import annotations
+
+import pytest
+
+from rckd.io import atomic_path, read_json, safe_name, sha256_file, write_json
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"partial")
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_round_trip_and_checksum(tmp_path):
+    path = write_json(tmp_path / "a" / "r.json", {"x": 1})
+    assert read_json(path) == {"x": 1}
+    assert len(sha256_file(path)) == 64
+    path.write_text("{broken")
+    with pytest.raises(ValueError, match="r.json: not valid JSON"):
+        read_json(path)
+
+
+@pytest.mark.parametrize("name,expected", [("../../etc/passwd", "passwd"),
+                                           ("test3-DAPI-2-(387).ndpi", "test3-DAPI-2-(387).ndpi"),
+                                           ("a b/c d.svs", "c_d.svs")])
+def test_safe_name_never_escapes(name, expected):
+    assert safe_name(name) == expected
