@@ -1,1 +1,96 @@
-"""rckd.data.datasets."""
+"""Downstream benchmark datasets in their official layouts, behind one registry.
+
+``get_dataset(name, root, split, **kwargs)`` returns a torch ``Dataset`` of sample dicts
+(``"image"`` uint8 (3, H, W), ``"label"`` int or ``"mask"`` int64 (H, W)) with ``.classes``,
+``.mpp`` and ``.task``. Names (see :data:`DATASETS`):
+
+==============  =======================================================  ==============
+name            what                                                      task
+==============  =======================================================  ==============
+bach            BACH microscopy photos, 4 classes                         classification
+bach_wsi        BACH annotated whole slides, 4-class masks, tiled         segmentation
+kather2016      Kather 2016 colorectal textures, 8 classes                classification
+nct_crc         NCT-CRC-HE-100K / CRC-VAL-HE-7K, 9 classes                classification
+breakhis        BreakHis v1, binary (``labels="subtype"``: 8 classes)     classification
+lymphoma        Lymphoma CLL / FL / MCL                                   classification
+glas            GlaS gland masks (0/1)                                    segmentation
+glas_grade      GlaS benign / malignant grade                             classification
+crchisto        CRCHistoPhenotypes nucleus-type crops, 4 classes          classification
+monuseg         MoNuSeg nuclei masks (teachers' module)                   segmentation
+synthetic       the synthetic world's tissue classes (root ignored)       classification
+synthetic_seg   the synthetic world's gland masks (root ignored)          segmentation
+==============  =======================================================  ==============
+
+Every split is declared in the dataset's module docstring (official where the release has one,
+otherwise carved deterministically by patient/image with a seed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import NamedTuple
+
+__all__ = ["DATASETS", "DatasetSpec", "get_dataset", "dataset_task"]
+
+
+class DatasetSpec(NamedTuple):
+    """Where a dataset lives and the keyword arguments its name implies."""
+
+    target: str  # "module:Class"
+    task: str
+    kwargs: dict
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "bach": DatasetSpec("rckd.data.datasets.bach:Bach", "classification", {}),
+    "bach_wsi": DatasetSpec("rckd.data.datasets.bach:BachWSI", "segmentation", {}),
+    "kather2016": DatasetSpec("rckd.data.datasets.crc:Kather2016", "classification", {}),
+    "nct_crc": DatasetSpec("rckd.data.datasets.crc:NCTCRC", "classification", {}),
+    "breakhis": DatasetSpec("rckd.data.datasets.breakhis:BreakHis", "classification", {}),
+    "lymphoma": DatasetSpec("rckd.data.datasets.lymphoma:Lymphoma", "classification", {}),
+    "glas": DatasetSpec("rckd.data.datasets.glas:GlaS", "segmentation", {"task": "segmentation"}),
+    "glas_grade": DatasetSpec("rckd.data.datasets.glas:GlaS", "classification", {"task": "grade"}),
+    "crchisto": DatasetSpec("rckd.data.datasets.crchisto:CRCHisto", "classification", {}),
+    "monuseg": DatasetSpec("rckd.data.datasets.monuseg:MoNuSeg", "segmentation", {}),
+    "synthetic": DatasetSpec("rckd.data.datasets.synthetic_split:synthetic_split", "classification",
+                             {"task": "classification"}),
+    "synthetic_seg": DatasetSpec("rckd.data.datasets.synthetic_split:synthetic_split", "segmentation",
+                                 {"task": "segmentation"}),
+}
+
+
+def dataset_task(name: str) -> str:
+    """'classification' or 'segmentation' for a registered dataset name."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    return DATASETS[name].task
+
+
+def get_dataset(name: str, root: str | Path | None, split: str = "train", **kwargs):
+    """Build the registered dataset ``name`` at ``root`` for ``split``.
+
+    Extra keyword arguments go to the dataset's constructor; ones it does not accept are an error
+    naming them (so a typo in a config never passes silently).
+    """
+    spec = DATASETS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    module_name, attr = spec.target.split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"dataset {name!r} is not available: {exc}") from None
+    merged = {**spec.kwargs, **kwargs}
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(merged) - set(params))
+        if unknown:
+            raise ValueError(f"dataset {name!r} does not take option(s) {', '.join(unknown)} "
+                             f"(it takes: {', '.join(p for p in params if p not in ('root', 'split'))})")
+    if name.startswith("synthetic"):
+        return factory(split=split, **merged)
+    if root is None:
+        raise ValueError(f"dataset {name!r} needs a root folder")
+    return factory(Path(root), split=split, **merged)
