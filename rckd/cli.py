@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
-    return int(code or 0)
+    return code if isinstance(code, int) else 0  # functions may return a result object
 
 
 if __name__ == "__main__":  # pragma: no cover
