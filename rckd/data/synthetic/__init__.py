@@ -7,6 +7,9 @@
 """
 
 from .classes import CLASSES, ClassSpec
+from .dataset import TASKS, SyntheticDataset
+from .slide import GLASS, write_synthetic_slide
 from .world import SyntheticTile, SyntheticWorld
 
-__all__ = ["CLASSES", "ClassSpec", "SyntheticTile", "SyntheticWorld"]
+__all__ = ["CLASSES", "ClassSpec", "GLASS", "SyntheticDataset", "SyntheticTile",
+           "SyntheticWorld", "TASKS", "write_synthetic_slide"]

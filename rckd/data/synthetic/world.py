@@ -8,7 +8,9 @@ one at 0.5 um/px with twice the pixels per micron.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -178,6 +180,22 @@ def _compose(cv: _Canvas, fib: np.ndarray, inst: np.ndarray, radius: np.ndarray,
                                                                                     truncate=2.5)
 
 
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl controller (a scikit-learn dependency), or None when unavailable."""
+    try:
+        from threadpoolctl import ThreadpoolController
+        return ThreadpoolController()
+    except Exception:  # pragma: no cover - threadpoolctl missing or broken
+        return None
+
+
+def _single_thread_blas() -> contextlib.AbstractContextManager:
+    """Small matrix products are much slower with multi-threaded BLAS on a busy machine."""
+    ctl = _blas_controller()
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+
+
 class SyntheticWorld:
     """Procedural H&E tiles with exact nuclei instances, gland masks and tissue classes.
 
@@ -208,8 +226,12 @@ class SyntheticWorld:
         label = self.label_of(index) if label is None else int(label)
         if not 0 <= label < len(CLASSES):
             raise ValueError(f"label must be in [0, {len(CLASSES)}), got {label}")
+        with _single_thread_blas():
+            return self._tile(int(index), label)
+
+    def _tile(self, index: int, label: int) -> SyntheticTile:
         spec = CLASSES[label]
-        rng = np.random.default_rng([self.seed, int(index), label])
+        rng = np.random.default_rng([self.seed, index, label])
         cv = _Canvas(rng, self.shape, self.mpp)
         stain = sample_stain(rng)
         fib, thetas, blend = fibres(rng, self.shape, cv.ppu)
