@@ -1,0 +1,305 @@
+"""``rckd tile``: whole slides -> h5 tile sets by microns per pixel, resumable and parallel.
+
+Output folder ``<out>/<mpp>mpp_<size>px_<overlap>px/`` holds ``patches/<slide>.h5`` (layout in
+:mod:`rckd.data.wsi.h5format`), ``thumbnails/<slide>.png``, ``state/<slide>.json`` and
+``summary.md``. Every file is written atomically and the state file last, so a slide whose state
+says ``done`` and whose tile file agrees with it (count, settings, slide fingerprint) is finished;
+anything else is redone. A slide without tissue gets a state and a summary line, never an empty
+tile file. ``--workers N`` uses N processes (tile pixels in parallel with ``--save-images``, else
+whole slides in parallel); ``--shard i/n`` takes every n-th slide of the sorted list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rckd.config import RunConfig, option, save_config, to_dict
+from rckd.data.wsi import h5format
+from rckd.data.wsi.extract import extract_unit, make_jobs
+from rckd.data.wsi.grid import GridGeometry, grid_coords, plan_geometry, select_tiles, tissue_fraction
+from rckd.data.wsi.inputs import SlideInput, collect_inputs, parse_shard, shard
+from rckd.data.wsi.reader import SlideReader, open_slide, require_mpp, slide_fingerprint
+from rckd.data.wsi.report import (now, peak_memory_mib, read_state, render_thumbnail, save_thumbnail,
+                                  write_state, write_summary)
+from rckd.data.wsi.tissue import TissueMask, TissueParams, detect_tissue, read_thumbnail
+
+__all__ = ["TileConfig", "run_tiling", "run_dir_name", "plan_slide", "SlidePlan", "tile_slide"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TileConfig(RunConfig):
+    """Tile whole-slide images by microns per pixel into h5 tile sets (CLAM/TRIDENT compatible)."""
+
+    slides: list[str] = option(default_factory=list, positional=True,
+                               help="slide files, folders, glob patterns or CSV files")
+    out: str = option("runs/tiles", help="output root; a folder per setting is made inside")
+    target_mpp: float = option(0.5, help="microns per pixel of the tiles")
+    patch_size: int = option(256, help="tile side in pixels at the target mpp")
+    overlap: int = option(0, help="pixels shared by neighbouring tiles, at the target mpp")
+    min_tissue: float = option(0.5, help="minimum fraction of a tile inside the tissue mask")
+    tissue_detection: bool = option(True, help="detect tissue (off: tile everything)")
+    thumbnail_size: int = option(2048, help="longest side of the tissue-detection thumbnail")
+    mpp: float | None = option(None, help="level-0 mpp for slides whose file has none")
+    force_mpp: bool = option(False, help="use --mpp even where the file states an mpp")
+    save_images: bool = option(False, help="also store tile pixels in the h5 ('imgs')")
+    image_compression: str = option("gzip", help="compression of stored pixels",
+                                    choices=("gzip", "lzf", "none"))
+    chunk_tiles: int = option(4, help="tiles per h5 chunk of stored pixels")
+    workers: int = option(1, help="worker processes")
+    shard: str = option("", help="i/n: process every n-th slide starting at i")
+    skip_errors: bool = option(False, help="record a failing slide and go on")
+    overwrite: bool = option(False, help="redo slides that are already finished")
+    fast_read: bool = option(True, help="decode tiled TIFF tiles directly (else OpenSlide only)")
+    progress: bool = option(True, help="progress bars")
+
+
+def run_dir_name(cfg: TileConfig) -> str:
+    """``0.50mpp_256px_0px``-style folder name (more decimals when 2 would merge settings)."""
+    mpp = f"{cfg.target_mpp:.2f}"
+    if abs(float(mpp) - cfg.target_mpp) > 1e-9:
+        mpp = f"{cfg.target_mpp:g}"
+    return f"{mpp}mpp_{cfg.patch_size}px_{cfg.overlap}px"
+
+
+def _tissue_params(cfg: TileConfig) -> TissueParams:
+    return TissueParams(method="auto" if cfg.tissue_detection else "none",
+                        thumbnail_size=cfg.thumbnail_size)
+
+
+def _settings(cfg: TileConfig, inp: SlideInput) -> dict:
+    """What a finished output must have been made with (compared on resume)."""
+    return {"target_mpp": cfg.target_mpp, "patch_size": cfg.patch_size, "overlap": cfg.overlap,
+            "min_tissue": cfg.min_tissue, "tissue": dataclasses.asdict(_tissue_params(cfg)),
+            "mpp_given": inp.mpp if inp.mpp is not None else cfg.mpp,
+            "force_mpp": bool(inp.mpp is not None or cfg.force_mpp),
+            "save_images": cfg.save_images, "image_compression": cfg.image_compression if cfg.save_images else None,
+            "chunk_tiles": cfg.chunk_tiles if cfg.save_images else None,
+            "schema_version": h5format.SCHEMA_VERSION}
+
+
+@dataclasses.dataclass
+class SlidePlan:
+    """Everything decided before pixels are read: geometry, tissue and kept coordinates."""
+
+    geom: GridGeometry
+    coords: np.ndarray
+    thumb: np.ndarray
+    tissue: TissueMask
+    seconds: float
+
+
+def plan_slide(reader: SlideReader, cfg: TileConfig) -> SlidePlan:
+    """Thumbnail, tissue mask, grid and tissue filter of one open slide (no tile pixels read)."""
+    t0 = time.perf_counter()
+    level0_mpp = require_mpp(reader)
+    w0, h0 = reader.dimensions
+    thumb = read_thumbnail(reader, cfg.thumbnail_size)
+    tissue = detect_tissue(thumb, level0_mpp * w0 / thumb.shape[1], _tissue_params(cfg))
+    geom = plan_geometry(level0_mpp, cfg.target_mpp, cfg.patch_size, cfg.overlap, reader.level_downsamples)
+    coords = grid_coords(w0, h0, geom)
+    if cfg.tissue_detection:
+        coords = select_tiles(coords, tissue_fraction(tissue.mask, (w0, h0), coords,
+                                                      geom.patch_size_level0), cfg.min_tissue)
+    return SlidePlan(geom, coords, thumb, tissue, time.perf_counter() - t0)
+
+
+def _paths(run_dir: Path, name: str) -> dict[str, Path]:
+    return {"h5": run_dir / "patches" / f"{name}.h5", "thumb": run_dir / "thumbnails" / f"{name}.png",
+            "state": run_dir / "state" / f"{name}.json"}
+
+
+def _finished(inp: SlideInput, cfg: TileConfig, paths: dict[str, Path]) -> dict | None:
+    """The state of a verified finished output, or None when the slide must be (re)done."""
+    state = read_state(paths["state"])
+    if not state or state.get("status") not in ("done", "no_tissue"):
+        return None
+    if state.get("settings") != _settings(cfg, inp):
+        return None
+    try:
+        if state.get("fingerprint") != slide_fingerprint(inp.path):
+            return None
+    except OSError:
+        return None
+    if state["status"] == "no_tissue":
+        return None if paths["h5"].exists() else state
+    try:
+        info = h5format.read_tile_set(paths["h5"])
+    except (ValueError, OSError):
+        return None
+    ok = (len(info) == state.get("n_tiles") and info.attrs.get("slide_fingerprint") == state["fingerprint"]
+          and info.patch_size == cfg.patch_size and info.has_images == cfg.save_images
+          and len(np.unique(info.coords, axis=0)) == len(info) and paths["thumb"].exists())
+    return state if ok else None
+
+
+def tile_slide(inp: SlideInput, cfg: TileConfig, run_dir: Path, pool=None) -> dict:
+    """Tile one slide (or confirm it is finished) and return its state dict."""
+    paths = _paths(run_dir, inp.name)
+    if not cfg.overwrite:
+        done = _finished(inp, cfg, paths)
+        if done is not None:
+            log.info("%s: finished earlier (%d tiles), skipping", inp.name, done.get("n_tiles", 0))
+            return {**done, "skipped": True}
+    state = {"name": inp.name, "slide_path": str(inp.path), "label": inp.label, "status": "running",
+             "settings": _settings(cfg, inp), "fingerprint": slide_fingerprint(inp.path), "started": now()}
+    write_state(paths["state"], state)
+    t0 = time.perf_counter()
+    with open_slide(inp.path, mpp=state["settings"]["mpp_given"],
+                    force_mpp=state["settings"]["force_mpp"]) as reader:
+        plan = plan_slide(reader, cfg)
+        w0, h0 = reader.dimensions
+        attrs = h5format.tile_set_attrs(
+            plan.geom, name=inp.name, slide_path=str(inp.path.resolve()), slide_size=(w0, h0),
+            fingerprint=state["fingerprint"], level_dimensions=reader.level_dimensions,
+            tissue_info=plan.tissue.info, min_tissue=cfg.min_tissue,
+            objective_power=getattr(reader, "objective_power", None))
+        state.update(level0_mpp=plan.geom.level0_mpp, slide_size=[w0, h0], vendor=reader.vendor,
+                     read_level=plan.geom.read_level, tissue_fraction=round(plan.tissue.fraction, 4),
+                     coords_seconds=round(plan.seconds, 3))
+    failed: list = []
+    if len(plan.coords) == 0:
+        paths["h5"].unlink(missing_ok=True)
+        status = "no_tissue"
+        log.warning("%s: no tissue found (tissue %.1f%% of the slide, min_tissue %.2f); no tile file written",
+                    inp.name, 100 * plan.tissue.fraction, cfg.min_tissue)
+    else:
+        status = "done"
+        if cfg.save_images:
+            failed = _write_with_images(inp, cfg, plan, attrs, paths["h5"], pool)
+        else:
+            h5format.write_tile_set(paths["h5"], plan.coords, attrs)
+    img = render_thumbnail(plan.thumb, plan.tissue.mask, _kept(plan.coords, failed),
+                           plan.geom.patch_size_level0, (w0, h0))
+    save_thumbnail(img, paths["thumb"])
+    seconds = time.perf_counter() - t0
+    n = len(plan.coords) - len(failed)
+    state.update(status=status, n_tiles=n, seconds=round(seconds, 3),
+                 tiles_per_s=round(n / seconds, 1) if seconds > 0 else None, peak_mib=peak_memory_mib(),
+                 failed_tiles=[{"x": int(plan.coords[i][0]), "y": int(plan.coords[i][1]), "error": m}
+                               for i, m in failed],
+                 h5=str(paths["h5"].relative_to(run_dir)) if status == "done" else None)
+    write_state(paths["state"], state)
+    return state
+
+
+def _kept(coords: np.ndarray, failed: list) -> np.ndarray:
+    if not failed:
+        return coords
+    keep = np.ones(len(coords), bool)
+    keep[[i for i, _ in failed]] = False
+    return coords[keep]
+
+
+def _write_with_images(inp, cfg, plan, attrs, h5_path: Path, pool) -> list:
+    jobs = make_jobs(str(inp.path), _job_mpp(inp, cfg), plan.geom, plan.coords,
+                     chunk_tiles=cfg.chunk_tiles, compression=cfg.image_compression,
+                     workers=cfg.workers, fast=cfg.fast_read)
+    failures: list = []
+    sizes = {job.start: len(job.coords) for job in jobs}
+    bar = tqdm(total=len(plan.coords), desc=inp.name, unit="tile", leave=False,
+               disable=None if cfg.progress else True)
+
+    def chunks():
+        results = pool.imap_unordered(extract_unit, jobs) if pool is not None else map(extract_unit, jobs)
+        for start, encoded, fails in results:
+            failures.extend(fails)
+            bar.update(sizes[start])
+            yield from encoded
+
+    try:
+        h5format.write_tile_set(h5_path, plan.coords, attrs, chunks=chunks(), image_size=cfg.patch_size,
+                                chunk_tiles=cfg.chunk_tiles, compression=cfg.image_compression)
+    finally:
+        bar.close()
+    if failures:
+        failures.sort()
+        log.warning("%s: %d tiles could not be read; they are left out (see state)", inp.name, len(failures))
+        h5format.drop_tiles(h5_path, [i for i, _ in failures])
+    return failures
+
+
+def _job_mpp(inp: SlideInput, cfg: TileConfig) -> float | None:
+    return inp.mpp if inp.mpp is not None else cfg.mpp
+
+
+def _safe_tile(args) -> dict:
+    """Worker entry for slide-parallel runs: never raises, returns a state dict."""
+    inp, cfg, run_dir = args
+    try:
+        return tile_slide(inp, cfg, run_dir)
+    except Exception as exc:  # noqa: BLE001 - reported by the parent
+        return _failed_state(inp, cfg, run_dir, exc)
+
+
+def _failed_state(inp: SlideInput, cfg: TileConfig, run_dir: Path, exc: BaseException) -> dict:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if str(inp.path) not in msg:
+        msg = f"{inp.path}: {msg}"
+    state = {"name": inp.name, "slide_path": str(inp.path), "status": "failed", "error": msg,
+             "settings": _settings(cfg, inp), "n_tiles": 0}
+    write_state(_paths(run_dir, inp.name)["state"], state)
+    return state
+
+
+def run_tiling(cfg: TileConfig) -> int:
+    """Tile every input slide; return 0 when all succeeded, 1 when some failed (--skip-errors)."""
+    if not cfg.slides:
+        raise ValueError("no slides given (pass files, folders, globs or a CSV)")
+    if cfg.workers < 1 or cfg.chunk_tiles < 1:
+        raise ValueError("--workers and --chunk-tiles must be at least 1")
+    index, count = parse_shard(cfg.shard)
+    slides = shard(collect_inputs(cfg.slides), index, count)
+    run_dir = Path(cfg.out) / run_dir_name(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / (f"config_shard{index}of{count}.yaml" if count > 1 else "config.yaml"))
+    log.info("tiling %d slides into %s (%s)", len(slides), run_dir, to_dict(cfg)["shard"] or "no shard")
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    pool = ctx.Pool(cfg.workers) if cfg.workers > 1 else None
+    states: list[dict] = []
+    try:
+        bar = tqdm(total=len(slides), desc="slides", unit="slide", disable=None if cfg.progress else True)
+        if pool is not None and not cfg.save_images and len(slides) > 1:
+            for state in pool.imap(_safe_tile, [(s, cfg, run_dir) for s in slides]):
+                states.append(_check(state, cfg))
+                bar.update(1)
+        else:
+            for inp in slides:
+                try:
+                    state = tile_slide(inp, cfg, run_dir, pool)
+                except Exception as exc:  # noqa: BLE001 - recorded, then re-raised unless skipping
+                    state = _failed_state(inp, cfg, run_dir, exc)
+                states.append(_check(state, cfg))
+                bar.update(1)
+        bar.close()
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        write_summary(run_dir)
+    _print_table(states, run_dir)
+    return 1 if any(s["status"] == "failed" for s in states) else 0
+
+
+def _check(state: dict, cfg: TileConfig) -> dict:
+    if state["status"] == "failed":
+        if not cfg.skip_errors:
+            raise ValueError(state["error"])
+        log.error("%s (skipped; --skip-errors)", state["error"])
+    return state
+
+
+def _print_table(states: list[dict], run_dir: Path) -> None:
+    print(f"{'slide':40s} {'status':10s} {'tiles':>7s} {'seconds':>8s}")
+    for s in states:
+        status = s["status"] + (" (kept)" if s.get("skipped") else "")
+        print(f"{s['name'][:40]:40s} {status:10s} {s.get('n_tiles', 0):7d} {s.get('seconds') or 0:8.2f}")
+    print(f"outputs and summary.md in {run_dir}")

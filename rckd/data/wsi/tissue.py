@@ -1,0 +1,169 @@
+"""Tissue detection on a bounded thumbnail, for bright-field (H&E, IHC) and dark-field slides.
+
+The thumbnail is read strip by strip from the coarsest level that is still larger than the
+bound, so a huge single-level image never has to fit in memory (CLAM #234/#284). The background
+colour is estimated on the thumbnail border: a bright border means bright-field glass, where a
+pixel's tissue score is the larger of its HSV saturation and half its distance from the
+background (glass tint varies more in brightness than in saturation); a
+dark border means a dark-field/fluorescence scan, where only the distance counts (saturation of
+dark noise is meaningless). The score threshold is Otsu's, clipped to ``[min_threshold,
+max_threshold]`` so that a blank slide yields no tissue and a slide that is all tissue yields all
+tissue. Then closing, removal of small regions and filling of small holes, all sized in microns.
+Every number used is returned so it can be recorded with the tile set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from rckd.data.wsi.reader import SlideReader
+
+__all__ = ["TissueParams", "TissueMask", "read_thumbnail", "detect_tissue", "otsu_threshold"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TissueParams:
+    """Tissue-detection settings (recorded in every tile set)."""
+
+    method: str = "auto"            # "auto" (score as described above) or "none" (all tissue)
+    thumbnail_size: int = 2048      # longest side of the detection thumbnail, pixels
+    min_threshold: float = 8.0      # score floor (0..255): blank glass stays background
+    max_threshold: float = 20.0     # score cap: a slide that is all tissue stays tissue
+    close_um: float = 20.0          # closing radius, microns
+    min_region_um2: float = 20_000.0  # smaller connected regions are dropped, square microns
+    max_hole_um2: float = 50_000.0  # smaller holes inside tissue are filled, square microns
+
+
+@dataclasses.dataclass
+class TissueMask:
+    """A boolean mask over the whole slide plus what produced it."""
+
+    mask: np.ndarray               # (h, w) bool, covering level-0 (0, 0)-(width, height)
+    info: dict                     # method, threshold, background, sizes in pixels and microns
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of the slide covered by tissue."""
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+
+def read_thumbnail(reader: SlideReader, max_side: int, strip_pixels: int = 1 << 24) -> np.ndarray:
+    """An RGB thumbnail whose longest side is ``min(max_side, level-0 longest side)``.
+
+    Reads the coarsest level at least that large, in horizontal strips of at most
+    ``strip_pixels`` pixels, each area-resized (PIL box filter) into place.
+    """
+    w0, h0 = reader.dimensions
+    scale = min(1.0, max_side / max(w0, h0))
+    tw, th = max(1, round(w0 * scale)), max(1, round(h0 * scale))
+    level = 0
+    for i, (lw, lh) in enumerate(reader.level_dimensions):
+        if lw >= tw and lh >= th:
+            level = i
+    lw, lh = reader.level_dimensions[level]
+    ds = reader.level_downsamples[level]
+    fy = lh / th
+    rows = max(1, int(strip_pixels // max(lw, 1) / max(fy, 1)))  # target rows per strip
+    out = np.empty((th, tw, 3), np.uint8)
+    for r0 in range(0, th, rows):
+        r1 = min(th, r0 + rows)
+        s0, s1 = int(math.floor(r0 * fy)), min(lh, int(math.ceil(r1 * fy)))
+        strip = reader.read_region((0, int(round(s0 * ds))), level, (lw, s1 - s0))
+        img = Image.fromarray(strip)
+        box = (0.0, r0 * fy - s0, float(lw), r1 * fy - s0)
+        out[r0:r1] = np.asarray(img.resize((tw, r1 - r0), Image.Resampling.BOX, box=box))
+    return out
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of uint8-ranged values (the upper class is ``values > threshold``)."""
+    hist = np.bincount(np.clip(values, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+    total = hist.sum()
+    if total == 0:
+        return 0.0
+    levels = np.arange(256, dtype=np.float64)
+    w0 = np.cumsum(hist)
+    m0 = np.cumsum(hist * levels)
+    w1 = total - w0
+    mean0 = m0 / np.maximum(w0, 1)
+    mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    return float(np.argmax(between))
+
+
+def _border(img: np.ndarray, frac: float = 0.04) -> np.ndarray:
+    h, w = img.shape[:2]
+    by, bx = max(1, int(h * frac)), max(1, int(w * frac))
+    parts = [img[:by].reshape(-1, 3), img[-by:].reshape(-1, 3),
+             img[:, :bx].reshape(-1, 3), img[:, -bx:].reshape(-1, 3)]
+    return np.concatenate(parts)
+
+
+def _score(thumb: np.ndarray) -> tuple[np.ndarray, dict]:
+    bg = np.median(_border(thumb), axis=0).astype(np.float32)
+    brightfield = float(bg.mean()) >= 128.0
+    diff = thumb.astype(np.float32) - bg
+    dev = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff) / 3.0)
+    if brightfield:
+        mx = thumb.max(axis=2)
+        sat = (mx - thumb.min(axis=2)).astype(np.float32) * 255.0 / np.maximum(mx, 1)
+        score = np.maximum(sat, 0.5 * dev)
+    else:
+        score = dev
+    score = ndimage.uniform_filter(score, size=3)
+    return score, {"background_rgb": [round(float(v), 1) for v in bg],
+                   "field": "bright" if brightfield else "dark"}
+
+
+def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary closing by a disk via two Euclidean distance transforms (cost independent of radius)."""
+    pad = radius + 1
+    padded = np.pad(mask, pad)
+    dilated = ndimage.distance_transform_edt(~padded) <= radius
+    closed = ndimage.distance_transform_edt(dilated) > radius
+    return closed[pad:-pad, pad:-pad]
+
+
+def detect_tissue(thumb: np.ndarray, thumb_mpp: float, params: TissueParams = TissueParams()) -> TissueMask:
+    """Tissue mask of an RGB thumbnail whose pixels are ``thumb_mpp`` microns wide."""
+    h, w = thumb.shape[:2]
+    base = {"method": params.method, "thumbnail_width": w, "thumbnail_height": h,
+            "thumbnail_mpp": round(float(thumb_mpp), 4), **dataclasses.asdict(params)}
+    if params.method == "none":
+        return TissueMask(np.ones((h, w), bool), base)
+    if params.method != "auto":
+        raise ValueError(f"unknown tissue method {params.method!r} (use 'auto' or 'none')")
+    score, info = _score(thumb)
+    otsu = otsu_threshold(score)
+    thr = float(min(max(otsu, params.min_threshold), params.max_threshold))
+    mask = score > thr
+    px_area = thumb_mpp ** 2
+    radius = int(round(params.close_um / thumb_mpp))
+    if radius >= 1:
+        mask = _closing(mask, radius)
+    mask = _drop_small(mask, params.min_region_um2 / px_area)
+    holes = _drop_small(~mask, params.max_hole_um2 / px_area, keep_border=True)
+    mask = ~holes
+    info.update(base, otsu_threshold=otsu, threshold=thr, close_px=radius)
+    return TissueMask(mask, info)
+
+
+def _drop_small(mask: np.ndarray, min_pixels: float, keep_border: bool = False) -> np.ndarray:
+    """Remove connected components smaller than ``min_pixels`` (optionally keep border-touching ones)."""
+    if min_pixels <= 1 or not mask.any():
+        return mask
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_pixels
+    keep[0] = False
+    if keep_border:
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        keep[edge[edge > 0]] = True
+    return keep[labels]
