@@ -69,6 +69,8 @@ class FinetuneConfig(TrainConfig):
     knn_temperature: float = option(0.07, help="softmax temperature of the kNN vote")
     eval_batch_size: int = option(64, help="tiles per forward pass in evaluation")
     save_model: bool = option(False, help="keep the engine's checkpoint of the fine-tuned model")
+    tags: dict = option(default_factory=dict, cli=False,
+                        help="copied into results.json as 'grid' (set by rckd reproduce)")
     threads: int = option(0, help="torch CPU threads (0: torch's default; 1 is fastest on busy machines)")
     # training defaults suited to fine-tuning
     steps: int = option(500, help="optimizer steps")
@@ -218,6 +220,8 @@ def finetune(cfg: FinetuneConfig) -> dict:
                "seed": cfg.seed, "task": task_kind, "classes": list(splits["train"].classes),
                "split_sizes": {k: len(v) for k, v in splits.items()}, "steps": steps,
                "metrics": metrics, "timings": timings}
+    if cfg.tags:
+        results["grid"] = dict(cfg.tags)
     save_config(cfg, out / "config.yaml")
     write_json(out / "results.json", results)
     if cfg.mode != "knn" and not cfg.save_model:
