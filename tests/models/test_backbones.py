@@ -26,20 +26,20 @@ def test_rckd_models_are_registered():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-@pytest.mark.parametrize("size", [256, 384])
-def test_pyramid_declared_shapes(name, size):
+def test_pyramid_declared_shapes(name):
     torch.manual_seed(0)
     bb = create_backbone(name).eval()
     channels, strides, dim = EXPECTED[name]
     assert bb.channels == channels and bb.strides == strides and bb.num_features == dim
     assert bb.name == name and len(bb.mean) == 3 and len(bb.std) == 3
-    x = torch.randn(1, 3, size, size)
-    with torch.no_grad():
-        pyramid = bb.forward_pyramid(x)
-        emb = bb(x)
-    assert [tuple(p.shape) for p in pyramid] == [(1, c, size // s, size // s)
-                                                 for c, s in zip(channels, strides)]
-    assert emb.shape == (1, dim) and torch.isfinite(emb).all()
+    for size in (256, 384):
+        x = torch.randn(1, 3, size, size)
+        with torch.no_grad():
+            pyramid = bb.forward_pyramid(x)
+            emb = bb(x)
+        assert [tuple(p.shape) for p in pyramid] == [(1, c, size // s, size // s)
+                                                     for c, s in zip(channels, strides)]
+        assert emb.shape == (1, dim) and torch.isfinite(emb).all()
 
 
 @pytest.mark.parametrize("size", [(224, 224), (160, 288), (32, 64)])
@@ -62,7 +62,7 @@ def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return set(sa) == set(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.mark.parametrize("name", ["resnet18", *RCKD_MODELS])
+@pytest.mark.parametrize("name", ["resnet18", "csat_tiny"])
 def test_weights_round_trip(tmp_path, name):
     torch.manual_seed(1)
     bb = create_backbone(name)
