@@ -77,7 +77,7 @@ def tile_origins(length: int, size: int) -> list[int]:
 
 
 class _View(Dataset):
-    def __init__(self, dataset: Dataset, image_size: int, scale: float, rule: str) -> None:
+    def __init__(self, dataset: Dataset, image_size: int, scale: float = 1.0, rule: str = "tile") -> None:
         if rule not in ("tile", "resize"):
             raise ValueError(f"large_images must be 'tile' or 'resize', not {rule!r}")
         self.dataset, self.image_size, self.scale, self.rule = dataset, int(image_size), float(scale), rule

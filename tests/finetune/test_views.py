@@ -1,0 +1,43 @@
+import torch
+
+from rckd.finetune.views import IGNORE, EvalView, TrainView, rescale, tile_origins
+
+
+class _DS(torch.utils.data.Dataset):
+    mpp = 0.25
+
+    def __init__(self, h, w, mask=True):
+        self.h, self.w, self.mask = h, w, mask
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        s = {"image": torch.full((3, self.h, self.w), 100, dtype=torch.uint8), "label": i}
+        if self.mask:
+            s["mask"] = torch.ones(self.h, self.w, dtype=torch.long)
+        return s
+
+
+def test_tile_origins_cover_without_leaving():
+    assert tile_origins(100, 32) == [0, 32, 64, 68]
+    assert tile_origins(64, 32) == [0, 32]
+    assert tile_origins(20, 32) == [0]
+
+
+def test_train_view_crops_and_pads():
+    big = TrainView(_DS(80, 50), 32)[0]
+    assert big["image"].shape == (3, 32, 32) and big["mask"].shape == (32, 32) and int(big["label"]) == 0
+    small = TrainView(_DS(20, 40), 32)[1]
+    assert small["image"].shape == (3, 32, 32)
+    assert int(small["mask"][25, 5]) == IGNORE and int(small["mask"][5, 5]) == 1  # padded rows ignored
+    assert int(small["image"][0, 25, 5]) == 0
+    resized = TrainView(_DS(80, 50), 32, rule="resize")[0]
+    assert resized["image"].shape == (3, 32, 32)
+
+
+def test_rescale_by_mpp_keeps_native_mask_for_eval():
+    s = rescale(_DS(40, 60)[0], 0.5)
+    assert s["image"].shape == (3, 20, 30) and s["mask"].shape == (20, 30)
+    ev = EvalView(_DS(40, 60), 32, scale=0.5)[0]
+    assert ev["image"].shape == (3, 20, 30) and ev["mask"].shape == (40, 60)
