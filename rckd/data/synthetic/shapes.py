@@ -46,12 +46,16 @@ def _local_masks(n: Nuclei, rng: np.random.Generator, half: int
     s = np.sin(n.angle).astype(np.float32)[:, None, None]
     u = (dx * c + dy * s) / n.major.astype(np.float32)[:, None, None]
     v = (dy * c - dx * s) / n.minor.astype(np.float32)[:, None, None]
-    rho = np.sqrt(u * u + v * v) + 1e-6
-    z = (u + 1j * v) / rho                                  # unit complex e^{i phi}
-    phases = np.exp(1j * rng.uniform(0, 2 * np.pi, (len(n), 2))).astype(np.complex64)
-    amp = n.wobble.astype(np.float32)[:, None, None]
-    edge = 1.0 + amp * (np.real(z * z * phases[:, 0, None, None])
-                        + 0.6 * np.real(z * z * z * phases[:, 1, None, None]))
+    rho = np.sqrt(u * u + v * v) + np.float32(1e-6)
+    c1, s1 = u / rho, v / rho                               # cos, sin of the polar angle
+    c2, s2 = c1 * c1 - s1 * s1, 2 * c1 * s1
+    c3, s3 = c1 * (4 * c1 * c1 - 3), s1 * (3 - 4 * s1 * s1)
+    psi = rng.uniform(0, 2 * np.pi, (2, len(n))).astype(np.float32)
+    amp = n.wobble.astype(np.float32)
+    cos2, sin2 = (amp * np.cos(psi[0]))[:, None, None], (amp * np.sin(psi[0]))[:, None, None]
+    amp = 0.6 * amp
+    cos3, sin3 = (amp * np.cos(psi[1]))[:, None, None], (amp * np.sin(psi[1]))[:, None, None]
+    edge = 1.0 + cos2 * c2 - sin2 * s2 + cos3 * c3 - sin3 * s3
     r = rho / edge
     return r <= 1.0, r
 

@@ -51,12 +51,16 @@ def sample_stain(rng: np.random.Generator) -> Stain:
 
 
 def render_rgb(h: np.ndarray, e: np.ndarray, stain: Stain,
-               rng: np.random.Generator) -> np.ndarray:
-    """Turn concentration maps (H, W) into a uint8 RGB image (H, W, 3) by Beer-Lambert."""
-    od = (h * stain.h_gain)[..., None] * stain.v_h.astype(np.float32)
-    od += (e * stain.e_gain)[..., None] * stain.v_e.astype(np.float32)
+               noise: np.ndarray | None = None) -> np.ndarray:
+    """Turn concentration maps (H, W) into a uint8 RGB image (H, W, 3) by Beer-Lambert.
+
+    ``noise`` (H, W), unit variance, is scaled by ``stain.noise`` and added to every channel.
+    """
+    od = (h * np.float32(stain.h_gain))[..., None] * stain.v_h.astype(np.float32)
+    od += (e * np.float32(stain.e_gain))[..., None] * stain.v_e.astype(np.float32)
     rgb = np.exp(-od, out=od)
     rgb *= (255.0 * stain.white).astype(np.float32)
-    if stain.noise > 0:
-        rgb += rng.normal(0.0, stain.noise, rgb.shape[:2])[..., None].astype(np.float32)
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    rgb += 0.5
+    if noise is not None and stain.noise > 0:
+        rgb += (noise * np.float32(stain.noise))[..., None]
+    return np.clip(rgb, 0, 255, out=rgb).astype(np.uint8)

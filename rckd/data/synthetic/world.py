@@ -143,41 +143,63 @@ def _draw_stroma_cells(cv: _Canvas, thetas: np.ndarray, blend: np.ndarray) -> No
     first = blend[np.floor(y).astype(int), np.floor(x).astype(int)] > 0.5
     angle = np.where(first, thetas[0], thetas[1]) + np.pi / 2
     cv.batches.append(cv.nuclei(y, x, rng.uniform(6.5, 8.5), (3.0, 5.0), (0.0, 0.05),
-                                (0.85, 1.15), (0.0, 0.2), angle, 0.08))
+                                (1.15, 1.5), (0.0, 0.2), angle, 0.08))
     n = rng.poisson(rng.uniform(0, 14) * cv.area)
     y, x = rng.uniform(0, cv.shape[0], n), rng.uniform(0, cv.shape[1], n)
     keep = cv.inside(y, x, stroma)
     cv.batches.append(cv.nuclei(y[keep], x[keep], 5.6, (1.0, 1.15), (0.0, 0.04),
-                                (1.45, 1.75), (0.0, 0.15), None, 0.06))
+                                (1.9, 2.3), (0.0, 0.15), None, 0.06))
 
 
 def _compose(cv: _Canvas, fib: np.ndarray, inst: np.ndarray, radius: np.ndarray,
-             nuclei: Nuclei, kept: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Hematoxylin and eosin concentration maps of the tile."""
+             stain: np.ndarray, texture: np.ndarray, noise: "_NoiseBank"
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Hematoxylin and eosin concentration maps of the tile.
+
+    ``stain`` and ``texture`` are per-instance lookup tables (index 0: background).
+    """
     rng, shape = cv.rng, cv.shape
-    e = (0.18 + 0.5 * fib) * (1.0 + 0.2 * smooth_noise(rng, shape, 25 * cv.ppu))
+    e = (0.3 + 0.36 * fib) * (1.0 + 0.15 * smooth_noise(rng, shape, 25 * cv.ppu))
+    e += 0.03 * noise.crop("fine", rng, shape)
     h = np.full(shape, 0.035, np.float32)
     cyto = (cv.glands & ~cv.lumen) | cv.nest
-    e[cyto] = 0.24 + 0.03 * rng.standard_normal(int(cyto.sum()), dtype=np.float32)
-    h[cyto] = 0.11
+    e[cyto] = 0.3 + 0.04 * noise.crop("white", rng, shape)[cyto]
+    h[cyto] = 0.16
     secretion = np.clip(smooth_noise(rng, shape, 8 * cv.ppu), 0, None) * rng.uniform(0, 0.06)
     e[cv.lumen] = 0.01 + secretion[cv.lumen]
     h[cv.lumen] = 0.0
-    ids = inst[inst > 0]
-    if len(ids):
-        sel = np.asarray(kept)
-        stain = np.concatenate([[0.0], nuclei.stain[sel]]).astype(np.float32)
-        texture = np.concatenate([[0.0], nuclei.texture[sel]]).astype(np.float32)
-        chrom = smooth_noise(rng, shape, 0.7 * cv.ppu)[inst > 0]
-        r = radius[inst > 0]
-        rim = np.clip((r - 0.7) / 0.3, 0, 1)
+    nuc = inst > 0
+    if nuc.any():
+        ids = inst[nuc]
+        chrom = noise.crop("fine", rng, shape)[nuc]
+        rim = np.clip((radius[nuc] - 0.7) / 0.3, 0, 1)
         t = texture[ids]
         profile = (1.0 - 0.45 * t) + (0.3 + 0.5 * t) * rim + 0.35 * t * chrom
-        h[inst > 0] = stain[ids] * np.clip(profile, 0.3, None)
-        e[inst > 0] = 0.1
+        h[nuc] = stain[ids] * np.clip(profile, 0.3, None)
+        e[nuc] = 0.1
     sigma = 0.3 * cv.ppu
-    return ndimage.gaussian_filter(h, sigma, truncate=2.5), ndimage.gaussian_filter(e, sigma,
-                                                                                    truncate=2.5)
+    return (ndimage.gaussian_filter(h, sigma, truncate=2.5),
+            ndimage.gaussian_filter(e, sigma, truncate=2.5))
+
+
+class _NoiseBank:
+    """Per-world noise fields (white, and smoothed at ~0.8 um) of twice the tile size; tiles
+    take crops at random offsets, which is much cheaper than fresh full-frame noise."""
+
+    def __init__(self, seed: int, shape: tuple[int, int], mpp: float):
+        self.key, self.shape, self.mpp = seed, shape, mpp
+        self.fields: dict[str, np.ndarray] = {}
+
+    def crop(self, name: str, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        if not self.fields:
+            r = np.random.default_rng([self.key, 9_999_991])
+            big = (2 * self.shape[0], 2 * self.shape[1])
+            self.fields["white"] = r.standard_normal(big, dtype=np.float32)
+            self.fields["fine"] = smooth_noise(r, big, 0.8 / self.mpp)
+        field = self.fields[name]
+        oy = int(rng.integers(0, field.shape[0] - shape[0] + 1))
+        ox = int(rng.integers(0, field.shape[1] - shape[1] + 1))
+        return field[oy:oy + shape[0], ox:ox + shape[1]]
 
 
 @lru_cache(maxsize=1)
@@ -216,6 +238,7 @@ class SyntheticWorld:
             raise ValueError(f"tile size must be at least 8 pixels, got {size}")
         self.size = self.shape[0]
         self.mpp = float(mpp)
+        self._noise = _NoiseBank(self.seed, self.shape, self.mpp)
 
     def label_of(self, index: int) -> int:
         """The class of tile ``index`` when none is requested (balanced: ``index % n``)."""
@@ -233,7 +256,7 @@ class SyntheticWorld:
         spec = CLASSES[label]
         rng = np.random.default_rng([self.seed, index, label])
         cv = _Canvas(rng, self.shape, self.mpp)
-        stain = sample_stain(rng)
+        stain_model = sample_stain(rng)
         fib, thetas, blend = fibres(rng, self.shape, cv.ppu)
         d_mean = rng.uniform(*spec.nucleus_diameter)
         if spec.gland_density > 0:
@@ -241,11 +264,17 @@ class SyntheticWorld:
         if spec.nest_fraction[1] > 0:
             _draw_nests(cv, spec, d_mean)
         _draw_stroma_cells(cv, thetas, blend)
-        nuclei = Nuclei.concat(cv.batches)
         inst = np.zeros(self.shape, np.int32)
         radius = np.zeros(self.shape, np.float32)
-        kept = paint_nuclei(inst, radius, nuclei, rng, next_id=1)
-        h, e = _compose(cv, fib, inst, radius, nuclei, kept)
-        image = render_rgb(h, e, stain, rng)
+        stain, texture = [np.zeros(1, np.float32)], [np.zeros(1, np.float32)]
+        next_id = 1
+        for batch in cv.batches:
+            kept = paint_nuclei(inst, radius, batch, rng, next_id=next_id)
+            stain.append(batch.stain[kept].astype(np.float32))
+            texture.append(batch.texture[kept].astype(np.float32))
+            next_id += len(kept)
+        h, e = _compose(cv, fib, inst, radius, np.concatenate(stain), np.concatenate(texture),
+                        self._noise)
+        image = render_rgb(h, e, stain_model, self._noise.crop("white", rng, self.shape))
         return SyntheticTile(image=image, nuclei=inst, glands=cv.glands.astype(np.uint8),
                              label=label)
