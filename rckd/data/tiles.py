@@ -128,8 +128,8 @@ class H5TileDataset(Dataset):
             reader, geom = slide
             x, y = self.infos[k].coords[i]
             tile = read_tile(reader, int(x), int(y), geom)
-        tile = resize_tile(np.asarray(tile), self.size)
-        return {"image": torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1).contiguous(),
+        tile = np.array(resize_tile(np.asarray(tile), self.size), copy=True)
+        return {"image": torch.from_numpy(tile).permute(2, 0, 1).contiguous(),
                 "coord": torch.from_numpy(self.infos[k].coords[i].copy()), "slide": k}
 
     def __getstate__(self) -> dict:
@@ -169,7 +169,7 @@ class ImageFolderTiles(Dataset):
         if arr.shape[0] != self.size or arr.shape[1] != self.size:
             resample = Image.Resampling.BOX if min(arr.shape[:2]) >= self.size else Image.Resampling.BICUBIC
             arr = np.asarray(Image.fromarray(arr).resize((self.size, self.size), resample))
-        sample = {"image": torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()}
+        sample = {"image": torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).contiguous()}
         if self.labels[index] >= 0:
             sample["label"] = self.labels[index]
         return sample

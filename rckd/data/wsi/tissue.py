@@ -32,10 +32,10 @@ class TissueParams:
 
     method: str = "auto"            # "auto" (score as described above) or "none" (all tissue)
     thumbnail_size: int = 2048      # longest side of the detection thumbnail, pixels
-    min_threshold: float = 8.0      # score floor (0..255): blank glass stays background
+    min_threshold: float = 12.0     # score floor (0..255): blank glass stays background
     max_threshold: float = 20.0     # score cap: a slide that is all tissue stays tissue
     close_um: float = 20.0          # closing radius, microns
-    min_region_um2: float = 20_000.0  # smaller connected regions are dropped, square microns
+    min_region_um2: float = 20_000.0  # smaller regions dropped (at most 2% of the image), um^2
     max_hole_um2: float = 50_000.0  # smaller holes inside tissue are filled, square microns
 
 
@@ -146,10 +146,12 @@ def detect_tissue(thumb: np.ndarray, thumb_mpp: float, params: TissueParams = Ti
     radius = int(round(params.close_um / thumb_mpp))
     if radius >= 1:
         mask = _closing(mask, radius)
-    mask = _drop_small(mask, params.min_region_um2 / px_area)
+    min_region = min(params.min_region_um2, 0.02 * h * w * px_area)  # tiny images keep their tissue
+    mask = _drop_small(mask, min_region / px_area)
     holes = _drop_small(~mask, params.max_hole_um2 / px_area, keep_border=True)
     mask = ~holes
-    info.update(base, otsu_threshold=otsu, threshold=thr, close_px=radius)
+    info.update(base, otsu_threshold=otsu, threshold=thr, close_px=radius,
+                min_region_um2_used=round(min_region, 1))
     return TissueMask(mask, info)
 
 
