@@ -71,8 +71,16 @@ def _bank(seed: int, mpp: float) -> list[np.ndarray]:
     Index ``(label * _PER_CLASS + j) * 8 + variant``.
     """
     world = SyntheticWorld(seed=seed, size=_CELL, mpp=mpp)
-    base = np.stack([world.tile(1_000_000 + label * _PER_CLASS + j, label=label).image
-                     for label in range(len(world.classes)) for j in range(_PER_CLASS)])
+    base, index = [], 1_000_000
+    for label in range(len(world.classes)):
+        found = 0
+        while found < _PER_CLASS:                # bank tiles are all tissue (no glass edge)
+            tile = world.tile(index, label=label)
+            index += 1
+            if tile.tissue is None or tile.tissue.all():
+                base.append(tile.image)
+                found += 1
+    base = np.stack(base)
     banks = [_dihedral(base)]
     for _ in range(_MAX_BANK_LEVEL):
         b = base.astype(np.uint16)

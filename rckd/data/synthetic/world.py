@@ -31,6 +31,7 @@ class SyntheticTile:
     nuclei: np.ndarray    # (H, W) int32, ids 1..N contiguous
     glands: np.ndarray    # (H, W) uint8, 1 inside glands (epithelium + lumen)
     label: int
+    tissue: np.ndarray | None = None   # (H, W) uint8, 0 on empty glass at a tissue edge
 
 
 class _Canvas:
@@ -43,6 +44,7 @@ class _Canvas:
         self.glands = np.zeros(shape, bool)
         self.lumen = np.zeros(shape, bool)
         self.nest = np.zeros(shape, bool)
+        self.glass = np.zeros(shape, bool)
         self.batches: list[Nuclei] = []
 
     def inside(self, y: np.ndarray, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -151,6 +153,29 @@ def _draw_stroma_cells(cv: _Canvas, thetas: np.ndarray, blend: np.ndarray) -> No
                                 (1.9, 2.3), (0.0, 0.15), None, 0.06))
 
 
+def _glass_edge(cv: _Canvas, probability: float = 0.15) -> np.ndarray:
+    """Empty glass beyond a wavy tissue edge on some tiles (class independent)."""
+    rng, shape = cv.rng, cv.shape
+    if rng.random() >= probability:
+        return np.zeros(shape, bool)
+    theta = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    dist = (xx - shape[1] / 2) * np.cos(theta) + (yy - shape[0] / 2) * np.sin(theta)
+    dist += 8 * cv.ppu * smooth_noise(rng, shape, 20 * cv.ppu)
+    return dist > np.quantile(dist[::4, ::4], 1.0 - rng.uniform(0.1, 0.35))
+
+
+def _cut(inst: np.ndarray, glass: np.ndarray, luts: list[np.ndarray], min_pixels: int = 3
+         ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Remove glass pixels from the instance map and renumber instances 1..N (luts follow)."""
+    inst[glass] = 0
+    present = np.bincount(inst.ravel(), minlength=len(luts[0])) >= min_pixels
+    present[0] = True
+    new_id = (np.cumsum(present) - 1).astype(np.int32)
+    new_id[~present] = 0
+    return new_id[inst], [lut[present] for lut in luts]
+
+
 def _compose(cv: _Canvas, fib: np.ndarray, inst: np.ndarray, radius: np.ndarray,
              stain: np.ndarray, texture: np.ndarray, noise: "_NoiseBank"
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -168,6 +193,8 @@ def _compose(cv: _Canvas, fib: np.ndarray, inst: np.ndarray, radius: np.ndarray,
     secretion = np.clip(smooth_noise(rng, shape, 8 * cv.ppu), 0, None) * rng.uniform(0, 0.06)
     e[cv.lumen] = 0.01 + secretion[cv.lumen]
     h[cv.lumen] = 0.0
+    e[cv.glass] = 0.0
+    h[cv.glass] = 0.0
     nuc = inst > 0
     if nuc.any():
         ids = inst[nuc]
@@ -259,6 +286,7 @@ class SyntheticWorld:
         stain_model = sample_stain(rng)
         fib, thetas, blend = fibres(rng, self.shape, cv.ppu)
         d_mean = rng.uniform(*spec.nucleus_diameter)
+        cv.glass = _glass_edge(cv)
         if spec.gland_density > 0:
             _draw_glands(cv, spec, d_mean)
         if spec.nest_fraction[1] > 0:
@@ -273,8 +301,12 @@ class SyntheticWorld:
             stain.append(batch.stain[kept].astype(np.float32))
             texture.append(batch.texture[kept].astype(np.float32))
             next_id += len(kept)
-        h, e = _compose(cv, fib, inst, radius, np.concatenate(stain), np.concatenate(texture),
-                        self._noise)
+        luts = [np.concatenate(stain), np.concatenate(texture)]
+        if cv.glass.any():
+            inst, luts = _cut(inst, cv.glass, luts)
+            cv.glands &= ~cv.glass
+            cv.lumen &= ~cv.glass
+        h, e = _compose(cv, fib, inst, radius, luts[0], luts[1], self._noise)
         image = render_rgb(h, e, stain_model, self._noise.crop("white", rng, self.shape))
         return SyntheticTile(image=image, nuclei=inst, glands=cv.glands.astype(np.uint8),
-                             label=label)
+                             label=label, tissue=(~cv.glass).astype(np.uint8))

@@ -33,6 +33,7 @@ def test_types_and_shapes():
     assert tile.glands.shape == (96, 128) and tile.glands.dtype == np.uint8
     assert set(np.unique(tile.glands)) <= {0, 1}
     assert isinstance(tile.label, int)
+    assert tile.tissue.shape == (96, 128) and tile.tissue.dtype == np.uint8
     assert len(SyntheticWorld.classes) >= 4
     assert SyntheticWorld.classes == ("normal", "benign", "in_situ", "invasive")
 
@@ -87,13 +88,24 @@ def test_gland_lumens_are_white(tiles):
     inside = total = 0
     for label in (0, 1):                                   # open lumens: normal, benign
         for t in _by_class(tiles, label):
-            white = t.image.min(-1) > 228
+            white = (t.image.min(-1) > 228) & (t.tissue > 0)      # glass edges excluded
             assert t.glands.any()
             if t.glands.mean() > 0.05:
                 assert white[t.glands > 0].mean() > 0.05
             inside += (white & (t.glands > 0)).sum()
             total += white.sum()
     assert inside > 0.85 * total, (inside, total)
+
+
+def test_glass_edges_are_empty(tiles):
+    """Some tiles end at a tissue edge: bright glass without nuclei or glands, in every class."""
+    edged = [t for t in tiles if not t.tissue.all()]
+    assert 3 <= len(edged) <= len(tiles) // 2
+    for t in edged:
+        glass = t.tissue == 0
+        assert not (t.nuclei[glass].any() or t.glands[glass].any())
+        assert np.median(t.image[glass].min(-1)) > 215
+        assert np.median(t.image[~glass].min(-1)) < np.median(t.image[glass].min(-1)) - 20
 
 
 def test_class_morphology_differs(tiles):
