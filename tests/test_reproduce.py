@@ -110,3 +110,17 @@ def test_render_from_results_files(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="bad.json"):
         collect([tmp_path / "bad.json"])
+
+
+@pytest.mark.parametrize("name", ["synthetic", "real_mini", "rckd_table"])
+def test_shipped_grids_load(name):
+    grid = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.yaml"
+    cfg = rp.resolve_grid(rp.ReproduceConfig(grid=[str(grid)]))
+    cols = rp._columns(cfg)
+    assert len(cfg.seeds) >= 3 and set(cfg.inits) <= set(rp.INITS) and cols
+    from rckd.finetune.run import FinetuneConfig
+    from rckd.config import from_dict
+    from rckd.pretrain.run import PretrainConfig
+    from_dict(PretrainConfig, {**cfg.pretrain, **cfg.pretrain_methods.get("moco", {})})
+    for spec in cfg.datasets.values():
+        from_dict(FinetuneConfig, {**cfg.finetune, **spec.get("finetune", {})})
