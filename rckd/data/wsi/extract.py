@@ -3,18 +3,15 @@
 One ``read_region`` per tile re-decodes the same compressed slide tiles again and again (CLAM
 #69). Here the tiles of one grid row are grouped into strips at most ``max_block`` pixels wide at
 the read level; each strip is read once and cut (strips, not tall windows: OpenSlide slows down
-sharply on very large regions, and row-major strips let its tile cache serve the next row). For tiled TIFF-family files (svs, generic tiff, ...)
-windows are assembled directly from the file's own tiles, decoded by imagecodecs through
-tifffile with a small per-process cache, so every stored tile is decoded about once and
-OpenSlide's compositing is skipped (pixel-identical to OpenSlide on the CMU slide); other
-formats read windows with OpenSlide. A window that fails to read is retried tile by tile and
+sharply on very large regions, and row-major strips let the tile caches serve the next row).
+For Aperio and generic tiled TIFFs the reader assembles regions from the file's own tiles
+(:class:`rckd.data.wsi.reader.TiledTiffLevels`), so each stored tile is decoded about once. A window that fails to read is retried tile by tile and
 tiles that still fail are reported, not fatal. Work is split into units of whole h5 chunks so
 worker processes can compress their own chunks (:func:`rckd.data.wsi.h5format.encode_chunk`).
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import math
@@ -25,9 +22,9 @@ from PIL import Image
 
 from rckd.data.wsi.grid import GridGeometry
 from rckd.data.wsi.h5format import encode_chunk
-from rckd.data.wsi.reader import OpenSlideReader, SlideReader, open_slide
+from rckd.data.wsi.reader import SlideReader, open_slide
 
-__all__ = ["TiledTiffLevels", "ExtractJob", "resize_tile", "read_tile", "read_tiles", "extract_unit",
+__all__ = ["ExtractJob", "resize_tile", "read_tile", "read_tiles", "extract_unit",
            "make_jobs"]
 
 log = logging.getLogger(__name__)
@@ -45,89 +42,6 @@ def read_tile(reader: SlideReader, x: int, y: int, geom: GridGeometry) -> np.nda
     """One tile the simple way (one read_region), resized to ``geom.patch_size``."""
     tile = reader.read_region((x, y), geom.read_level, (geom.read_size, geom.read_size))
     return resize_tile(tile, geom.patch_size)
-
-
-class TiledTiffLevels:
-    """Region reads assembled from a tiled TIFF's own tiles (decoded by imagecodecs).
-
-    Built only when every needed pyramid level maps to a tiled TIFF page of the same size;
-    otherwise :meth:`open` returns None and the caller uses OpenSlide.
-    """
-
-    def __init__(self, tif, pages: dict[int, object], cache_bytes: int = 96 << 20):
-        self._tif = tif
-        self._pages = pages
-        self._cache: collections.OrderedDict = collections.OrderedDict()
-        self._cache_bytes = cache_bytes
-        self._used = 0
-
-    @classmethod
-    def open(cls, path: str | Path, level_dimensions, levels: tuple[int, ...]) -> "TiledTiffLevels | None":
-        """Map OpenSlide ``levels`` to tiled pages of the file at ``path``, or return None."""
-        try:
-            import tifffile
-
-            tif = tifffile.TiffFile(str(path))
-        except Exception:  # noqa: BLE001 - not a TIFF family file
-            return None
-        candidates = []
-        for series in tif.series:
-            for level in series.levels:
-                page = level.keyframe if hasattr(level, "keyframe") else level.pages[0]
-                candidates.append(page)
-        pages = {}
-        for lvl in levels:
-            w, h = level_dimensions[lvl]
-            for page in candidates:
-                if (page.imagewidth, page.imagelength) == (w, h) and page.is_tiled \
-                        and page.samplesperpixel in (3, 4) and page.dtype == np.uint8 \
-                        and page.imagedepth == 1 and page.planarconfig == 1:
-                    pages[lvl] = page
-                    break
-            else:
-                tif.close()
-                return None
-        return cls(tif, pages)
-
-    def _tile(self, page, index: int) -> np.ndarray:
-        key = (id(page), index)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        fh = self._tif.filehandle
-        fh.seek(page.dataoffsets[index])
-        data = fh.read(page.databytecounts[index])
-        tile = page.decode(data, index, jpegtables=page.jpegtables)[0]
-        tile = np.asarray(tile).reshape(page.tilelength, page.tilewidth, -1)[..., :3]
-        self._cache[key] = tile
-        self._used += tile.nbytes
-        while self._used > self._cache_bytes and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._used -= old.nbytes
-        return tile
-
-    def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        """(h, w, 3) RGB pixels of ``level`` starting at level pixel (x, y); white outside."""
-        page = self._pages[level]
-        W, H = page.imagewidth, page.imagelength
-        tw, th = page.tilewidth, page.tilelength
-        out = np.full((h, w, 3), 255, np.uint8)
-        per_row = math.ceil(W / tw)
-        for ty in range(max(y, 0) // th, min(y + h, H) // th + 1):
-            for tx in range(max(x, 0) // tw, min(x + w, W) // tw + 1):
-                if ty * th >= H or tx * tw >= W:
-                    continue
-                tile = self._tile(page, ty * per_row + tx)
-                x0, y0 = max(x, tx * tw), max(y, ty * th)
-                x1, y1 = min(x + w, (tx + 1) * tw, W), min(y + h, (ty + 1) * th, H)
-                if x1 > x0 and y1 > y0:
-                    out[y0 - y:y1 - y, x0 - x:x1 - x] = tile[y0 - ty * th:y1 - ty * th,
-                                                             x0 - tx * tw:x1 - tx * tw]
-        return out
-
-    def close(self) -> None:
-        self._tif.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,40 +65,31 @@ class _Handles:
     def __init__(self):
         self.key = None
         self.reader: SlideReader | None = None
-        self.fast: TiledTiffLevels | None = None
 
-    def get(self, job: ExtractJob) -> tuple[SlideReader, TiledTiffLevels | None]:
-        key = (job.slide_path, job.mpp, job.geom.read_level, job.fast)
+    def get(self, job: ExtractJob) -> SlideReader:
+        key = (job.slide_path, job.mpp, job.fast)
         if key != self.key:
             self.close()
-            self.reader = open_slide(job.slide_path, mpp=job.mpp)
-            self.fast = None
-            if job.fast and isinstance(self.reader, OpenSlideReader):
-                self.fast = TiledTiffLevels.open(job.slide_path, self.reader.level_dimensions,
-                                                 (job.geom.read_level,))
+            self.reader = open_slide(job.slide_path, mpp=job.mpp, fast=job.fast)
             self.key = key
-        return self.reader, self.fast
+        return self.reader
 
     def close(self) -> None:
-        if self.fast is not None:
-            self.fast.close()
         if self.reader is not None:
             self.reader.close()
-        self.key, self.reader, self.fast = None, None, None
+        self.key, self.reader = None, None
 
 
 _HANDLES = _Handles()
 
 
-def _read_window(reader, fast, geom: GridGeometry, lx0: int, ly0: int, w: int, h: int) -> np.ndarray:
-    if fast is not None:
-        return fast.read(geom.read_level, lx0, ly0, w, h)
+def _read_window(reader, geom: GridGeometry, lx0: int, ly0: int, w: int, h: int) -> np.ndarray:
     ds = geom.read_downsample
     return reader.read_region((int(round(lx0 * ds)), int(round(ly0 * ds))), geom.read_level, (w, h))
 
 
 def read_tiles(reader: SlideReader, coords: np.ndarray, geom: GridGeometry,
-               fast: TiledTiffLevels | None = None, max_block: int = 4096) -> tuple[np.ndarray, list]:
+               max_block: int = 4096) -> tuple[np.ndarray, list]:
     """Pixels of every tile in ``coords`` via windowed reads; returns (tiles, failures).
 
     ``tiles`` is (N, patch_size, patch_size, 3) uint8; ``failures`` lists ``(i, message)`` for
@@ -206,7 +111,7 @@ def read_tiles(reader: SlideReader, coords: np.ndarray, geom: GridGeometry,
         x0, y0 = int(lx[group].min()), int(ly[group].min())
         w, h = int(lx[group].max()) + rs - x0, int(ly[group].max()) + rs - y0
         try:
-            window = _read_window(reader, fast, geom, x0, y0, w, h)
+            window = _read_window(reader, geom, x0, y0, w, h)
         except Exception as exc:  # noqa: BLE001 - corrupt region: retry tile by tile
             log.warning("%s: window read at level %d (%d, %d) failed (%s); retrying tile by tile",
                         reader.path, geom.read_level, x0, y0, exc)
@@ -250,8 +155,8 @@ def extract_unit(job: ExtractJob) -> tuple[int, list[tuple[int, bytes, int]], li
 
     Runs in worker processes; slide handles are cached per process.
     """
-    reader, fast = _HANDLES.get(job)
-    tiles, failures = read_tiles(reader, job.coords, job.geom, fast, job.max_block)
+    reader = _HANDLES.get(job)
+    tiles, failures = read_tiles(reader, job.coords, job.geom, job.max_block)
     k = job.chunk_tiles
     chunks = []
     for c in range(0, len(tiles), k):

@@ -47,7 +47,7 @@ class TileConfig(RunConfig):
     overlap: int = option(0, help="pixels shared by neighbouring tiles, at the target mpp")
     min_tissue: float = option(0.5, help="minimum fraction of a tile inside the tissue mask")
     tissue_detection: bool = option(True, help="detect tissue (off: tile everything)")
-    thumbnail_size: int = option(2048, help="longest side of the tissue-detection thumbnail")
+    thumbnail_size: int = option(1024, help="longest side of the tissue-detection thumbnail")
     mpp: float | None = option(None, help="level-0 mpp for slides whose file has none")
     force_mpp: bool = option(False, help="use --mpp even where the file states an mpp")
     save_images: bool = option(False, help="also store tile pixels in the h5 ('imgs')")
@@ -153,8 +153,8 @@ def tile_slide(inp: SlideInput, cfg: TileConfig, run_dir: Path, pool=None) -> di
              "settings": _settings(cfg, inp), "fingerprint": slide_fingerprint(inp.path), "started": now()}
     write_state(paths["state"], state)
     t0 = time.perf_counter()
-    with open_slide(inp.path, mpp=state["settings"]["mpp_given"],
-                    force_mpp=state["settings"]["force_mpp"]) as reader:
+    with open_slide(inp.path, mpp=state["settings"]["mpp_given"], force_mpp=state["settings"]["force_mpp"],
+                    fast=cfg.fast_read) as reader:
         plan = plan_slide(reader, cfg)
         w0, h0 = reader.dimensions
         attrs = h5format.tile_set_attrs(
@@ -173,10 +173,12 @@ def tile_slide(inp: SlideInput, cfg: TileConfig, run_dir: Path, pool=None) -> di
                     inp.name, 100 * plan.tissue.fraction, cfg.min_tissue)
     else:
         status = "done"
+        t_write = time.perf_counter()
         if cfg.save_images:
             failed = _write_with_images(inp, cfg, plan, attrs, paths["h5"], pool)
         else:
             h5format.write_tile_set(paths["h5"], plan.coords, attrs)
+        state["write_seconds"] = round(time.perf_counter() - t_write, 3)
     img = render_thumbnail(plan.thumb, plan.tissue.mask, _kept(plan.coords, failed),
                            plan.geom.patch_size_level0, (w0, h0))
     save_thumbnail(img, paths["thumb"])

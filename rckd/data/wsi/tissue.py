@@ -31,7 +31,7 @@ class TissueParams:
     """Tissue-detection settings (recorded in every tile set)."""
 
     method: str = "auto"            # "auto" (score as described above) or "none" (all tissue)
-    thumbnail_size: int = 2048      # longest side of the detection thumbnail, pixels
+    thumbnail_size: int = 1024      # longest side of the detection thumbnail, pixels
     min_threshold: float = 12.0     # score floor (0..255): blank glass stays background
     max_threshold: float = 20.0     # score cap: a slide that is all tissue stays tissue
     close_um: float = 20.0          # closing radius, microns

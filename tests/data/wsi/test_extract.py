@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rckd.data.wsi.extract import TiledTiffLevels, read_tile, read_tiles
+from rckd.data.wsi.extract import read_tile, read_tiles
 from rckd.data.wsi.grid import grid_coords, plan_geometry
 from rckd.data.wsi.reader import ImageReader, open_slide
 from tests.conftest import shared_path
@@ -12,27 +12,29 @@ from tests.conftest import shared_path
 
 def test_strips_equal_single_reads_on_cmu_level0():
     path = shared_path("wsi", "CMU-1-Small-Region.svs")
-    reader = open_slide(path)
+    plain = open_slide(path, fast=False)  # OpenSlide only
+    fast = open_slide(path)
+    assert fast._fast is not None and plain._fast is None
     geom = plan_geometry(0.499, 0.499, 200, 20)
-    coords = grid_coords(*reader.dimensions, geom)[::3]
-    naive = np.stack([read_tile(reader, x, y, geom) for x, y in coords])
-    fast = TiledTiffLevels.open(path, reader.level_dimensions, (0,))
-    assert fast is not None
-    for f in (fast, None):
-        tiles, failures = read_tiles(reader, coords, geom, f, max_block=700)
+    coords = grid_coords(*plain.dimensions, geom)[::3]
+    naive = np.stack([read_tile(plain, x, y, geom) for x, y in coords])
+    for reader in (fast, plain):
+        tiles, failures = read_tiles(reader, coords, geom, max_block=700)
         assert failures == [] and (tiles == naive).all()
 
 
 def test_pyramid_level_read_matches_openslide(slides):
-    reader = open_slide(slides["tissue"])
-    geom = plan_geometry(0.5, 1.0, 128, 0, reader.level_downsamples)
-    assert geom.read_level == 1 and geom.read_size == 128
-    coords = grid_coords(*reader.dimensions, geom)
-    fast = TiledTiffLevels.open(slides["tissue"], reader.level_dimensions, (1,))
-    tiles, _ = read_tiles(reader, coords, geom, fast)
-    slow, _ = read_tiles(reader, coords, geom, None)
-    naive = np.stack([read_tile(reader, x, y, geom) for x, y in coords])
-    assert (tiles == naive).all() and (slow == naive).all()
+    plain = open_slide(slides["tissue"], fast=False)
+    fast = open_slide(slides["tissue"])
+    geom = plan_geometry(0.5, 1.0, 128, 0, plain.level_downsamples)
+    assert geom.read_level == 1 and geom.read_size == 128 and fast._fast.has(1)
+    coords = grid_coords(*plain.dimensions, geom)
+    naive = np.stack([read_tile(plain, x, y, geom) for x, y in coords])
+    for reader in (fast, plain):
+        tiles, _ = read_tiles(reader, coords, geom)
+        assert (tiles == naive).all()
+    region = (fast.read_region((3, 5), 1, (40, 30)), plain.read_region((3, 5), 1, (40, 30)))
+    assert (region[0] == region[1]).all()  # sub-pixel offsets are left to OpenSlide
 
 
 class _Flaky(ImageReader):
