@@ -24,6 +24,7 @@ import numpy as np
 from rckd.io import atomic_path
 
 from .fields import smooth_noise
+from .stain import sample_stain
 from .world import SyntheticWorld, _single_thread_blas
 
 __all__ = ["write_synthetic_slide", "GLASS"]
@@ -71,11 +72,12 @@ def _bank(seed: int, mpp: float) -> list[np.ndarray]:
     Index ``(label * _PER_CLASS + j) * 8 + variant``.
     """
     world = SyntheticWorld(seed=seed, size=_CELL, mpp=mpp)
+    stain = sample_stain(np.random.default_rng([seed, 7_000_002]))   # one staining per slide
     base, index = [], 1_000_000
     for label in range(len(world.classes)):
         found = 0
         while found < _PER_CLASS:                # bank tiles are all tissue (no glass edge)
-            tile = world.tile(index, label=label)
+            tile = world.tile(index, label=label, stain=stain)
             index += 1
             if tile.tissue is None or tile.tissue.all():
                 base.append(tile.image)

@@ -18,7 +18,7 @@ from scipy import ndimage
 from .classes import CLASSES, ClassSpec
 from .fields import fibres, smooth_noise
 from .shapes import Gland, Nuclei, grid_points, paint_gland, paint_nuclei, ring_points
-from .stain import render_rgb, sample_stain
+from .stain import Stain, render_rgb, sample_stain
 
 __all__ = ["SyntheticTile", "SyntheticWorld"]
 
@@ -271,19 +271,26 @@ class SyntheticWorld:
         """The class of tile ``index`` when none is requested (balanced: ``index % n``)."""
         return int(index) % len(CLASSES)
 
-    def tile(self, index: int, label: int | None = None) -> SyntheticTile:
-        """Generate tile ``index`` (of class ``label``, default :meth:`label_of`)."""
+    def tile(self, index: int, label: int | None = None, *, stain: Stain | None = None
+             ) -> SyntheticTile:
+        """Generate tile ``index`` (of class ``label``, default :meth:`label_of`).
+
+        ``stain`` fixes the staining and illumination (e.g. one per slide) instead of the
+        per-tile random draw; everything else is unchanged.
+        """
         label = self.label_of(index) if label is None else int(label)
         if not 0 <= label < len(CLASSES):
             raise ValueError(f"label must be in [0, {len(CLASSES)}), got {label}")
         with _single_thread_blas():
-            return self._tile(int(index), label)
+            return self._tile(int(index), label, stain)
 
-    def _tile(self, index: int, label: int) -> SyntheticTile:
+    def _tile(self, index: int, label: int, stain: Stain | None) -> SyntheticTile:
         spec = CLASSES[label]
         rng = np.random.default_rng([self.seed, index, label])
         cv = _Canvas(rng, self.shape, self.mpp)
         stain_model = sample_stain(rng)
+        if stain is not None:
+            stain_model = stain
         fib, thetas, blend = fibres(rng, self.shape, cv.ppu)
         d_mean = rng.uniform(*spec.nucleus_diameter)
         cv.glass = _glass_edge(cv)
