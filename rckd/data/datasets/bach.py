@@ -9,7 +9,9 @@ ImageScope XML region annotations ``A01.xml ..``. Each ``Region`` (its ``Text`` 
 enclosing ``Annotation``'s ``Name``) is mapped to a class by :func:`region_class` and rasterised;
 pixels outside every region are class 0 ("normal/background"). Slides are cut into a grid of
 ``tile_size`` tiles at ``mpp`` microns/pixel; tiles with less than ``min_tissue`` tissue (a
-saturation threshold on a thumbnail) and no annotation are dropped. Splits are by slide (carved
+saturation threshold on a thumbnail) and no annotation are dropped. Alternatively pass ``tiles=``
+the ``patches/`` folder of ``rckd tile`` run on the slides: its h5 tile sets (one per slide, named
+by the slide stem) fix the tile positions, size and mpp instead. Splits are by slide (carved
 60/20/20 with the usual stable hash; 10 annotated slides give 6/2/2).
 """
 
@@ -103,7 +105,7 @@ class BachWSI(torch.utils.data.Dataset):
 
     def __init__(self, root: str | Path, split: str = "train", mpp: float = 2.0,
                  tile_size: int = 256, min_tissue: float = 0.25, seed: int = 0,
-                 slide_mpp: float | None = None) -> None:
+                 slide_mpp: float | None = None, tiles: str | Path | None = None) -> None:
         import openslide  # local: only this dataset needs it
 
         self.root, self.split, self.mpp, self.tile_size = Path(root), split, float(mpp), int(tile_size)
@@ -125,7 +127,10 @@ class BachWSI(torch.utils.data.Dataset):
                 raise DatasetError(f"{item.path}: slide has no mpp; pass slide_mpp")
             regions = parse_regions(item.path.with_suffix(".xml"))
             self._regions[item.path] = regions
-            self.tiles += self._grid(item.path, slide, base, regions, min_tissue)
+            if tiles is not None:
+                self.tiles += self._from_tile_set(Path(tiles), item.path)
+            else:
+                self.tiles += self._grid(item.path, slide, base, regions, min_tissue)
             slide.close()
         if not self.tiles:
             raise DatasetError(f"{wsi_dir}: split {split!r} yields no tissue tiles")
@@ -156,6 +161,23 @@ class BachWSI(torch.utils.data.Dataset):
                     out.append((path, float(x0), float(y0), float(step)))
         log.info("%s: %d tiles of %d px at %.2f um/px", path.name, len(out), self.tile_size, self.mpp)
         return out
+
+    def _from_tile_set(self, folder: Path, slide: Path) -> list:
+        """Tile positions from the ``rckd tile`` h5 file of ``slide``."""
+        from rckd.data.wsi.h5format import read_tile_set
+        from rckd.io import safe_name
+
+        path = folder / f"{safe_name(slide.stem)}.h5"
+        if not path.is_file():
+            raise DatasetError(f"{path}: no tile set for slide {slide.name} (run rckd tile on the WSI folder)")
+        info = read_tile_set(path)
+        if info.patch_size_level0 is None:
+            raise DatasetError(f"{path}: tile set does not state its level-0 footprint")
+        self.tile_size = int(info.patch_size)
+        if info.target_mpp:
+            self.mpp = float(info.target_mpp)
+        step = float(info.patch_size_level0)
+        return [(slide, float(x), float(y), step) for x, y in info.coords]
 
     def __len__(self) -> int:
         return len(self.tiles)

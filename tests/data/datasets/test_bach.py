@@ -89,3 +89,20 @@ def test_bach_wsi_without_annotations(tmp_path):
     tifffile.imwrite(tmp_path / "WSI" / "A01.svs", img, tile=(256, 256), photometric="rgb")
     with pytest.raises(DatasetError, match="matching .xml"):
         BachWSI(tmp_path, "all")
+
+
+def test_bach_wsi_from_rckd_tile_output(tmp_path):
+    from rckd.data.wsi.pipeline import TileConfig, run_tiling
+
+    root = _fake_wsi(tmp_path / "data", names=("A01", "A02"))
+    wsi = root / "ICIAR2018_BACH_Challenge" / "WSI"
+    cfg = TileConfig(slides=[str(wsi / "A01.svs"), str(wsi / "A02.svs")], out=str(tmp_path / "tiles"),
+                     target_mpp=1.0, patch_size=64, tissue_detection=False, min_tissue=0.0)
+    assert run_tiling(cfg) == 0
+    patches = next((tmp_path / "tiles").glob("*/patches"))
+    ds = BachWSI(root, "all", tiles=patches)
+    assert len(ds) == 2 * 6 * 4 and ds.tile_size == 64 and ds.mpp == 1.0  # 768x512 @0.5 -> 384x256 @1.0
+    s = ds[0]
+    assert s["image"].shape == (3, 64, 64) and int(s["mask"][10, 10]) == 1
+    with pytest.raises(DatasetError, match="no tile set"):
+        BachWSI(root, "all", tiles=tmp_path)
