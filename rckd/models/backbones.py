@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import timm
 import torch
