@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -52,8 +53,9 @@ def _level_dims(width: int, height: int, tile: int, n_levels: int | None) -> lis
         n_levels = 1
         while max(width, height) >> (n_levels - 1) > tile:
             n_levels += 1
-    if n_levels < 1:
-        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    if n_levels < 1 or max(width, height) >> (n_levels - 1) < 1:
+        raise ValueError(f"n_levels must be between 1 and {max(width, height).bit_length()} "
+                         f"for a {width} x {height} slide, got {n_levels}")
     dims = [(max(width >> k, 1), max(height >> k, 1)) for k in range(n_levels)]
     return dims
 
@@ -66,6 +68,7 @@ def _dihedral(tiles: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.stack(out, 1).reshape(-1, *tiles.shape[1:]))
 
 
+@lru_cache(maxsize=2)
 def _bank(seed: int, mpp: float) -> list[np.ndarray]:
     """Bank tiles of every class in all 8 dihedral variants, with 2x block-mean pyramids.
 
@@ -89,6 +92,8 @@ def _bank(seed: int, mpp: float) -> list[np.ndarray]:
         b = b[:, 0::2, 0::2] + b[:, 1::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 1::2] + 2
         base = (b >> 2).astype(np.uint8)
         banks.append(_dihedral(base))
+    for b in banks:
+        b.setflags(write=False)                  # cached: shared between calls
     return banks
 
 

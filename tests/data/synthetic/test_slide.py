@@ -65,7 +65,8 @@ def test_same_seed_same_pixels(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs", [dict(width=0, height=10), dict(width=10, height=10, mpp=-1),
-                                    dict(width=10, height=10, tile_size=100)])
+                                    dict(width=10, height=10, tile_size=100),
+                                    dict(width=64, height=32, n_levels=8)])
 def test_bad_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         write_synthetic_slide(tmp_path / "bad.tif", **kwargs)
