@@ -45,6 +45,7 @@ class _Canvas:
         self.lumen = np.zeros(shape, bool)
         self.nest = np.zeros(shape, bool)
         self.glass = np.zeros(shape, bool)
+        self.rbc = np.full(shape, -1.0, np.float32)           # red cell radius, -1 outside
         self.batches: list[Nuclei] = []
 
     def inside(self, y: np.ndarray, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -153,6 +154,28 @@ def _draw_stroma_cells(cv: _Canvas, thetas: np.ndarray, blend: np.ndarray) -> No
                                 (1.9, 2.3), (0.0, 0.15), None, 0.06))
 
 
+def _draw_blood(cv: _Canvas, inst: np.ndarray) -> None:
+    """Red blood cells in small capillaries of the stroma (class independent): eosin-dense
+    discs with central pallor and no hematoxylin. They are not nuclei."""
+    rng = cv.rng
+    n_vessels = rng.poisson(rng.uniform(0.0, 1.6) * cv.area)
+    if n_vessels == 0:
+        return
+    ys, xs = [], []
+    for _ in range(n_vessels):
+        count = int(rng.integers(3, 11))
+        theta = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.25, count))
+        step = 6.5 * cv.ppu
+        y0, x0 = rng.uniform(0, cv.shape[0]), rng.uniform(0, cv.shape[1])
+        ys.append(y0 + np.cumsum(np.sin(theta) * step) + rng.normal(0, 1.5 * cv.ppu, count))
+        xs.append(x0 + np.cumsum(np.cos(theta) * step) + rng.normal(0, 1.5 * cv.ppu, count))
+    y, x = np.concatenate(ys), np.concatenate(xs)
+    cells = cv.nuclei(y, x, 7.0, (1.0, 1.3), (0.0, 0.03), (1.0, 1.0), (0.0, 0.0), None, 0.05)
+    rbc = np.zeros(cv.shape, np.int32)
+    paint_nuclei(rbc, cv.rbc, cells, rng, next_id=1, max_overlap=0.7)
+    cv.rbc[(rbc == 0) | (inst > 0) | cv.glands | cv.nest] = -1.0
+
+
 def _glass_edge(cv: _Canvas, probability: float = 0.15) -> np.ndarray:
     """Empty glass beyond a wavy tissue edge on some tiles (class independent)."""
     rng, shape = cv.rng, cv.shape
@@ -193,6 +216,10 @@ def _compose(cv: _Canvas, fib: np.ndarray, inst: np.ndarray, radius: np.ndarray,
     secretion = np.clip(smooth_noise(rng, shape, 8 * cv.ppu), 0, None) * rng.uniform(0, 0.06)
     e[cv.lumen] = 0.01 + secretion[cv.lumen]
     h[cv.lumen] = 0.0
+    rbc = cv.rbc >= 0
+    if rbc.any():
+        e[rbc] = rng.uniform(0.9, 1.2) * (0.7 + 0.3 * np.clip(cv.rbc[rbc] / 0.8, 0, 1))
+        h[rbc] = 0.02
     e[cv.glass] = 0.0
     h[cv.glass] = 0.0
     nuc = inst > 0
@@ -308,6 +335,7 @@ class SyntheticWorld:
             stain.append(batch.stain[kept].astype(np.float32))
             texture.append(batch.texture[kept].astype(np.float32))
             next_id += len(kept)
+        _draw_blood(cv, inst)
         luts = [np.concatenate(stain), np.concatenate(texture)]
         if cv.glass.any():
             inst, luts = _cut(inst, cv.glass, luts)
