@@ -28,12 +28,6 @@ class Nuclei:
     def __len__(self) -> int:
         return len(self.y)
 
-    @staticmethod
-    def concat(parts: list["Nuclei"]) -> "Nuclei":
-        """Join batches, keeping their order (earlier batches are painted first)."""
-        names = Nuclei.__dataclass_fields__
-        return Nuclei(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in names})
-
 
 def _local_masks(n: Nuclei, rng: np.random.Generator, half: int
                  ) -> tuple[np.ndarray, np.ndarray]:
