@@ -153,3 +153,18 @@ def test_sizes_are_in_microns():
         a = np.mean([_mean_area_um2(lo.tile(i, label), 0.5) for i in range(6)])
         b = np.mean([_mean_area_um2(hi.tile(i, label), 0.25) for i in range(6)])
         assert b == pytest.approx(a, rel=0.2), (label, a, b)
+
+
+def test_fixed_stain_shares_colour_across_tiles():
+    """``tile(stain=...)`` (one staining per slide) keeps the morphology, fixes the colours."""
+    from rckd.data.synthetic.stain import sample_stain
+
+    world = SyntheticWorld(seed=4, size=128)
+    stain = sample_stain(np.random.default_rng(0))
+    a, b = world.tile(1, stain=stain), world.tile(5, stain=stain)
+    assert np.array_equal(a.nuclei, world.tile(1).nuclei)          # same tissue as unstained call
+    assert not np.array_equal(a.image, world.tile(1).image)
+    nuc_a = a.image[a.nuclei > 0].mean(0)
+    nuc_b = b.image[b.nuclei > 0].mean(0)
+    free = [world.tile(i).image[world.tile(i).nuclei > 0].mean(0) for i in (1, 5, 9, 13)]
+    assert np.abs(nuc_a - nuc_b).max() < np.ptp(np.array(free), axis=0).max()
