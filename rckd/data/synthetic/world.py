@@ -68,7 +68,7 @@ def _compose(cv: Canvas, fib: np.ndarray, inst: np.ndarray, radius: np.ndarray,
         t = texture[ids]
         profile = (1.0 - 0.45 * t) + (0.3 + 0.5 * t) * rim + 0.35 * t * chrom
         h[nuc] = stain[ids] * np.clip(profile, 0.3, None)
-        e[nuc] = 0.1
+        e[nuc] = 0.22
     sigma = 0.3 * cv.ppu
     return (ndimage.gaussian_filter(h, sigma, truncate=2.5),
             ndimage.gaussian_filter(e, sigma, truncate=2.5))
