@@ -94,6 +94,19 @@ class _NoiseBank:
         return field[oy:oy + shape[0], ox:ox + shape[1]]
 
 
+def _paint(cv: Canvas) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Paint the canvas's nuclei batches in order: instance map, normalised radius map and
+    per-instance lookup tables [hematoxylin, chromatin texture] (index 0: background)."""
+    inst = np.zeros(cv.shape, np.int32)
+    radius = np.zeros(cv.shape, np.float32)
+    h_lut, t_lut = [np.zeros(1, np.float32)], [np.zeros(1, np.float32)]
+    for batch in cv.batches:
+        kept = paint_nuclei(inst, radius, batch, cv.rng, next_id=sum(map(len, h_lut)))
+        h_lut.append(batch.stain[kept].astype(np.float32))
+        t_lut.append(batch.texture[kept].astype(np.float32))
+    return inst, radius, [np.concatenate(h_lut), np.concatenate(t_lut)]
+
+
 @lru_cache(maxsize=1)
 def _blas_controller():
     """threadpoolctl controller (a scikit-learn dependency), or None when unavailable."""
@@ -153,9 +166,8 @@ class SyntheticWorld:
         spec = CLASSES[label]
         rng = np.random.default_rng([self.seed, index, label])
         cv = Canvas(rng, self.shape, self.mpp)
-        stain_model = sample_stain(rng)
-        if stain is not None:
-            stain_model = stain
+        drawn = sample_stain(rng)                 # drawn even when fixed: same tissue either way
+        stain = drawn if stain is None else stain
         fib, thetas, blend = fibres(rng, self.shape, cv.ppu)
         d_mean = rng.uniform(*spec.nucleus_diameter)
         cv.glass = glass_edge(cv)
@@ -164,22 +176,13 @@ class SyntheticWorld:
         if spec.nest_fraction[1] > 0:
             draw_nests(cv, spec, d_mean)
         draw_stroma_cells(cv, thetas, blend)
-        inst = np.zeros(self.shape, np.int32)
-        radius = np.zeros(self.shape, np.float32)
-        stain, texture = [np.zeros(1, np.float32)], [np.zeros(1, np.float32)]
-        next_id = 1
-        for batch in cv.batches:
-            kept = paint_nuclei(inst, radius, batch, rng, next_id=next_id)
-            stain.append(batch.stain[kept].astype(np.float32))
-            texture.append(batch.texture[kept].astype(np.float32))
-            next_id += len(kept)
+        inst, radius, luts = _paint(cv)
         draw_blood(cv, inst)
-        luts = [np.concatenate(stain), np.concatenate(texture)]
         if cv.glass.any():
             inst, luts = cut_glass(inst, cv.glass, luts)
             cv.glands &= ~cv.glass
             cv.lumen &= ~cv.glass
         h, e = _compose(cv, fib, inst, radius, luts[0], luts[1], self._noise)
-        image = render_rgb(h, e, stain_model, self._noise.crop("white", rng, self.shape))
+        image = render_rgb(h, e, stain, self._noise.crop("white", rng, self.shape))
         return SyntheticTile(image=image, nuclei=inst, glands=cv.glands.astype(np.uint8),
                              label=label, tissue=(~cv.glass).astype(np.uint8))
