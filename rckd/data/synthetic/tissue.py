@@ -57,6 +57,8 @@ class Canvas:
 
 
 def place_glands(cv: Canvas, spec: ClassSpec) -> list[Gland]:
+    """At least one, about ``gland_density`` per area, non-overlapping glands (rejection
+    sampling); centres may lie a little off the tile so glands are cut by its border."""
     rng, glands = cv.rng, []
     count = max(1, rng.poisson(spec.gland_density * cv.area * 1.3))
     for _ in range(count * 8):
