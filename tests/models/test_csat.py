@@ -114,3 +114,9 @@ def test_prune_intermediate_layers():
         out = model.forward_intermediates(torch.randn(1, 3, 64, 64), indices=[0, 1],
                                           intermediates_only=True)
     assert [o.shape[1] for o in out] == [16, 24]
+
+
+def test_no_hub_weights():
+    """CSAT has no published weights: pretrained=True without a file fails instead of downloading."""
+    with pytest.raises(RuntimeError, match="No pretrained weights"):
+        timm.create_model("csat_tiny", pretrained=True)
