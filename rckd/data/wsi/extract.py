@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from pathlib import Path
+import os
 
 import numpy as np
 from PIL import Image
@@ -25,7 +25,7 @@ from rckd.data.wsi.h5format import encode_chunk
 from rckd.data.wsi.reader import SlideReader, open_slide
 
 __all__ = ["ExtractJob", "resize_tile", "read_tile", "read_tiles", "extract_unit",
-           "make_jobs"]
+           "make_jobs", "release_handles"]
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,12 @@ class _Handles:
 
     def __init__(self):
         self.key = None
+        self.pid = os.getpid()
         self.reader: SlideReader | None = None
 
     def get(self, job: ExtractJob) -> SlideReader:
+        if self.pid != os.getpid():  # inherited through fork: never reuse the parent's handles
+            self.key, self.reader, self.pid = None, None, os.getpid()
         key = (job.slide_path, job.mpp, job.fast)
         if key != self.key:
             self.close()
@@ -182,3 +185,8 @@ def make_jobs(slide_path: str, mpp: float | None, geom: GridGeometry, coords: np
     per = min(per, max(chunk_tiles, 1024))
     return [ExtractJob(str(slide_path), mpp, geom, s, np.asarray(coords[s:s + per]), chunk_tiles,
                        compression, max_block, fast) for s in range(0, n, per)]
+
+
+def release_handles() -> None:
+    """Close this process's cached slide handle (after a slide is done)."""
+    _HANDLES.close()
