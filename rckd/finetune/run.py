@@ -67,6 +67,8 @@ class FinetuneConfig(TrainConfig):
     augment: bool = option(True, help="random flips and 90-degree rotations on the device")
     knn_k: int = option(20, help="neighbours for mode=knn")
     knn_temperature: float = option(0.07, help="softmax temperature of the kNN vote")
+    eval_splits: list[str] = option(default_factory=lambda: ["val", "test"],
+                                    help="splits evaluated after training (val is reported, not used)")
     eval_batch_size: int = option(64, help="tiles per forward pass in evaluation")
     save_model: bool = option(False, help="keep the engine's checkpoint of the fine-tuned model")
     tags: dict = option(default_factory=dict, cli=False,
@@ -168,7 +170,7 @@ def _run_knn(cfg: FinetuneConfig, backbone, splits: dict, device) -> dict:
     train_f, train_y = _features(backbone, splits["train"], cfg, device)
     n = len(splits["train"].classes)
     metrics = {}
-    for part in ("val", "test"):
+    for part in cfg.eval_splits:
         f, y = _features(backbone, splits[part], cfg, device)
         pred = knn_predict(train_f, train_y, f, n, cfg.knn_k, cfg.knn_temperature)
         metrics[part] = classification_metrics(y.tolist(), pred.tolist(), n)
@@ -182,6 +184,9 @@ def finetune(cfg: FinetuneConfig) -> dict:
     task_kind = dataset_task(cfg.dataset)
     if cfg.mode == "knn" and task_kind != "classification":
         raise ValueError(f"mode=knn needs a classification dataset; {cfg.dataset!r} is {task_kind}")
+    unknown = sorted(set(cfg.eval_splits) - {"val", "test"})
+    if unknown:
+        raise ValueError(f"eval_splits: unknown split(s) {', '.join(unknown)} (use val, test)")
     splits = _splits(cfg)
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
@@ -213,7 +218,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
                      meta={"arch": cfg.backbone, "init": cfg.init, "dataset": cfg.dataset})
         timings.update(train_s=result.seconds, images_per_s=result.images_per_s)
         t1 = time.perf_counter()
-        metrics = {part: evaluate(task, splits[part], cfg, device) for part in ("val", "test")}
+        metrics = {part: evaluate(task, splits[part], cfg, device) for part in cfg.eval_splits}
         timings["eval_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
     results = {"config": to_dict(cfg), "git": git_hash(), "rckd_version": rckd.__version__,
@@ -231,9 +236,10 @@ def finetune(cfg: FinetuneConfig) -> dict:
 
 
 def _log_summary(cfg: FinetuneConfig, results: dict) -> None:
-    test = results["metrics"]["test"]
+    part = "test" if "test" in results["metrics"] else next(iter(results["metrics"]), None)
     key = "miou" if results["task"] == "segmentation" else "accuracy"
-    log.info("%s %s init=%s mode=%s seed=%d: test %s %.4f (%.0f s)", cfg.dataset, cfg.backbone,
-             cfg.init, cfg.mode, cfg.seed, key, test[key], results["timings"]["total_s"])
+    value = results["metrics"][part][key] if part else float("nan")
+    log.info("%s %s init=%s mode=%s seed=%d: %s %s %.4f (%.0f s)", cfg.dataset, cfg.backbone,
+             Path(cfg.init).name, cfg.mode, cfg.seed, part, key, value, results["timings"]["total_s"])
 
 

@@ -49,7 +49,8 @@ def test_linear_probe_keeps_backbone_and_init_from_checkpoint(tmp_path):
 
 
 def test_finetune_segmentation_and_knn(tmp_path):
-    res = finetune(FinetuneConfig(out=str(tmp_path / "s"), dataset="synthetic_seg", **TINY))
+    res = finetune(FinetuneConfig(out=str(tmp_path / "s"), dataset="synthetic_seg", eval_splits=["test"], **TINY))
+    assert set(res["metrics"]) == {"test"}
     m = res["metrics"]["test"]
     assert res["task"] == "segmentation" and {"miou", "miou_fg", "dice"} <= set(m)
     knn = finetune(FinetuneConfig(out=str(tmp_path / "k"), mode="knn", knn_k=3, **TINY))
@@ -63,6 +64,8 @@ def test_bad_inputs(tmp_path):
         finetune(FinetuneConfig(out=str(tmp_path / "x"), init="imagenet", **TINY))
     with pytest.raises(ValueError, match="knn needs a classification"):
         finetune(FinetuneConfig(out=str(tmp_path / "x"), mode="knn", dataset="synthetic_seg", **TINY))
+    with pytest.raises(ValueError, match="unknown split"):
+        finetune(FinetuneConfig(out=str(tmp_path / "x"), eval_splits=["dev"], **TINY))
     with pytest.raises(ValueError, match="multiple of 32"):
         finetune(FinetuneConfig(out=str(tmp_path / "x"), **{**TINY, "image_size": 48}))
 
