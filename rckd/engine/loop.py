@@ -60,8 +60,11 @@ class TrainConfig(RunConfig):
     tensorboard: bool = option(True, help="write TensorBoard events to <out>/tb")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; training stopped with the last good checkpoint kept."""
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite; training stopped with the last good checkpoint kept.
+
+    A ``ValueError`` so that the command line reports it as one line and exits 2.
+    """
 
 
 class Task(nn.Module):

@@ -17,6 +17,11 @@ from rckd.engine import NonFiniteLossError, TrainConfig, fit, latest_checkpoint,
 from rckd.runtime import seed_everything
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
 def _cfg(tmp_path, **kw) -> TrainConfig:
     base = dict(out=str(tmp_path / "run"), device="cpu", steps=12, batch_size=8, lr=3e-2, warmup_steps=2,
                 workers=0, log_every=1, ckpt_every=4, channels_last=False)

@@ -1,0 +1,176 @@
+"""``rckd pretrain``: build pool, task and probes from a config, train on the engine, export.
+
+The output folder holds ``config.yaml`` (resolved), ``checkpoints/`` (resumable training
+state), ``tb/`` + ``metrics.jsonl`` (logs), ``backbone.safetensors`` + ``backbone.json`` (the
+student backbone alone, in timm's key layout) and ``pretrain.json`` (summary). Launch with
+``torchrun --nproc_per_node N -m rckd.cli pretrain ...`` for DDP; ``batch_size`` is per process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+
+from rckd.config import option, save_config, to_dict
+from rckd.engine import TrainConfig, fit
+from rckd.engine.distributed import cleanup, init_distributed
+from rckd.io import write_json
+from rckd.pretrain import METHODS
+from rckd.pretrain.pools import MemoryDataset
+from rckd.runtime import seed_everything
+
+__all__ = ["PretrainConfig", "pretrain", "build_task"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PretrainConfig(TrainConfig):
+    """Pretrain a student backbone: rckd (distil a nuclei teacher), barlow, moco or imagenet init."""
+
+    out: str = option("runs/pretrain", help="output folder")
+    steps: int = option(1000, help="optimizer steps")
+    batch_size: int = option(32, help="images per process per micro-batch")
+    warmup_steps: int = option(20, help="linear warm-up steps")
+    method: str = option("rckd", help="pretraining method", choices=tuple(METHODS))
+    backbone: str = option("resnet18", help="student backbone (resnet18, csat or a timm name)")
+    pool: str = option("synthetic", help="unlabeled pool: 'synthetic', an h5 tile set (file or "
+                                         "folder) or an image folder")
+    pool_size: int = option(1024, help="tiles in the synthetic pool")
+    slide_root: str = option("", help="slides of an h5 tile set saved without pixels")
+    image_size: int = option(384, help="student input side in pixels (assumed 384)")
+    mpp: float = option(0.5, help="microns/pixel of synthetic tiles and image folders")
+    teacher: str = option("default", help="nuclei teacher for rckd (registry name or file)")
+    teacher_cache: str = option("", help="h5 response cache from 'rckd teacher predict' "
+                                         "(default: teacher run on the fly)")
+    precompute_targets: bool = option(True, help="rckd with an in-memory pool: run the teacher "
+                                                 "once per tile up front instead of every epoch")
+    distill_loss: str = option("bce", help="rckd loss (assumed: soft BCE)", choices=("bce", "kl"))
+    temperature: float = option(1.0, help="KL temperature (distill_loss=kl)")
+    decoder_width: int = option(64, help="channels of the rckd dense decoder")
+    augment: bool = option(True, help="augment on the device (geometry, HED stain, colour)")
+    crop_scale: list[float] = option(default_factory=lambda: [0.5, 1.0],
+                                     help="rckd random-resized-crop area range")
+    hed_sigma: float = option(0.05, help="HED stain jitter strength (0: off)")
+    colour_jitter: float = option(0.1, help="rckd brightness/contrast/saturation jitter")
+    proj_dim: int = option(0, help="barlow projector width (0: 4x the embedding)")
+    barlow_lambda: float = option(0.0051, help="barlow off-diagonal weight")
+    moco_dim: int = option(128, help="moco output dim")
+    moco_queue: int = option(4096, help="moco queue length")
+    moco_momentum: float = option(0.99, help="moco key-encoder momentum")
+    moco_temperature: float = option(0.2, help="moco InfoNCE temperature")
+    imagenet_weights: str = option("", help="local timm-format weights for method=imagenet")
+    probe_size: int = option(128, help="labelled synthetic tiles for kNN/linear probes "
+                                       "(half train, half test; 0: off); run every eval_every steps")
+
+
+def build_task(cfg: PretrainConfig, mpp: float):
+    """The method's :class:`rckd.engine.Task` with a fresh backbone."""
+    from rckd.data.augment import PairedAugment
+    from rckd.models.backbones import create_backbone
+
+    backbone = create_backbone(cfg.backbone)
+    size = cfg.image_size
+    if cfg.method == "rckd":
+        from rckd.models.decoders import DenseDecoder
+
+        teacher = None
+        if not cfg.teacher_cache:
+            from rckd.models.teachers import get_teacher
+
+            teacher = get_teacher(cfg.teacher)
+        j = cfg.colour_jitter
+        augment = (PairedAugment(size, tuple(cfg.crop_scale), hed_sigma=cfg.hed_sigma,
+                                 hed_bias=cfg.hed_sigma, brightness=j, contrast=j, saturation=j,
+                                 hue=j / 5) if cfg.augment else None)
+        decoder = DenseDecoder(backbone.channels, backbone.strides, 1, width=cfg.decoder_width)
+        return METHODS["rckd"](backbone, decoder, teacher, mpp, augment, cfg.distill_loss, cfg.temperature)
+    if cfg.method == "barlow":
+        return METHODS["barlow"](backbone, size, cfg.proj_dim, cfg.barlow_lambda, cfg.augment)
+    if cfg.method == "moco":
+        return METHODS["moco"](backbone, size, cfg.moco_dim, cfg.moco_queue, cfg.moco_momentum,
+                               cfg.moco_temperature, cfg.augment)
+    raise ValueError(f"unknown method {cfg.method!r} (known: {', '.join(METHODS)})")
+
+
+def _probe(cfg: PretrainConfig):
+    if not (cfg.probe_size and cfg.eval_every):
+        return None
+    from rckd.data.synthetic import SyntheticDataset
+    from rckd.pretrain.probes import HealthProbe
+
+    return HealthProbe(SyntheticDataset(cfg.probe_size, seed=cfg.seed + 7919, size=cfg.image_size,
+                                        mpp=cfg.mpp, task="classification"), batch_size=cfg.batch_size)
+
+
+def _pool(cfg: PretrainConfig):
+    from rckd.pretrain.pools import build_pool
+
+    pool = build_pool(cfg.pool, cfg.image_size, cfg.mpp, cfg.pool_size, seed=cfg.seed,
+                      slide_root=cfg.slide_root or None, workers=cfg.workers)
+    if cfg.method == "rckd" and cfg.teacher_cache:
+        from rckd.pretrain.cache import CachedResponses
+
+        pool = CachedResponses(pool, cfg.teacher_cache)
+    return pool
+
+
+@torch.no_grad()
+def precompute_targets(teacher, images: torch.Tensor, mpp: float, device: torch.device,
+                       batch_size: int = 32) -> torch.Tensor:
+    """Teacher responses of uint8 tiles (N, 3, H, W) as uint8 (N, H, W) (probability x 255)."""
+    teacher = teacher.to(device).eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        r = teacher.response(images[i:i + batch_size].to(device), mpp)[:, 0].float()
+        out.append(r.mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu())
+    return torch.cat(out)
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Run ``cfg.method`` and return the path of the exported ``backbone.safetensors``."""
+    if cfg.image_size % 32:
+        raise ValueError(f"image_size must be a multiple of 32, got {cfg.image_size}")
+    out = Path(cfg.out)
+    info = init_distributed(cfg.device)
+    meta = {"method": cfg.method, "backbone": cfg.backbone, "input_size": cfg.image_size}
+    try:
+        if cfg.method == "imagenet":
+            from rckd.pretrain.imagenet import imagenet_init
+
+            path = out / "backbone.safetensors"
+            if info.is_main:
+                save_config(cfg, out / "config.yaml")
+                path = imagenet_init(cfg.backbone, cfg.imagenet_weights, out,
+                                     {**meta, "mpp": cfg.mpp, "config": to_dict(cfg)})
+            return path
+        seed_everything(cfg.seed)
+        pool = _pool(cfg)
+        mpp = float(pool.mpp)
+        task = build_task(cfg, mpp)
+        if cfg.method == "rckd" and cfg.precompute_targets and isinstance(pool, MemoryDataset) \
+                and "target" not in pool.data:
+            pool.data["target"] = precompute_targets(task.teacher, pool.data["image"], mpp,
+                                                     info.device, cfg.batch_size)
+        if info.is_main:
+            save_config(cfg, out / "config.yaml")
+        result = fit(task, pool, cfg, meta={**meta, "arch": cfg.backbone, "mpp": mpp},
+                     evaluate=_probe(cfg))
+        path = out / "backbone.safetensors"
+        if info.is_main:
+            path = task.export(out / "backbone", {**meta, "mpp": mpp, "step": result.step,
+                                                  "teacher": cfg.teacher if cfg.method == "rckd" else None,
+                                                  "config": to_dict(cfg)})
+            last = result.history[-1] if result.history else {}
+            write_json(out / "pretrain.json", {
+                "method": cfg.method, "backbone": cfg.backbone, "steps": result.step,
+                "seconds": round(result.seconds, 2), "images_per_s": round(result.images_per_s, 2),
+                "world_size": info.world_size, "device": str(info.device), "final": last,
+                "backbone_weights": str(path)})
+            log.info("%s pretraining done: %s (%.1f images/s)", cfg.method, path, result.images_per_s)
+        return path
+    finally:
+        cleanup()

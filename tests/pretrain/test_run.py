@@ -1,0 +1,144 @@
+"""Pretraining methods on the synthetic world: losses fall, RCKD learns the teacher, exports load."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from rckd.data.augment import to_float
+from rckd.data.synthetic import SyntheticDataset
+from rckd.engine import latest_checkpoint, load_checkpoint, read_metrics
+from rckd.pretrain import METHODS
+from rckd.pretrain.run import PretrainConfig, build_task, pretrain
+from rckd.runtime import seed_everything
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine two threads run several times slower."""
+    torch.set_num_threads(1)
+
+
+TINY = dict(backbone="test_resnet", image_size=32, pool_size=64, batch_size=16, steps=10, lr=3e-3,
+            warmup_steps=2, workers=0, log_every=1, probe_size=0, teacher="classical",
+            moco_queue=16, proj_dim=64, decoder_width=16)
+
+
+def _cfg(tmp_path, **kw) -> PretrainConfig:
+    return dataclasses.replace(PretrainConfig(), **{"out": str(tmp_path / "run"), "device": "cpu", **TINY, **kw})
+
+
+def _fixed_loss(task, batch, queue=None) -> float:
+    """The task's loss on a fixed batch with fixed augmentation draws (and a fixed MoCo queue)."""
+    task = copy.deepcopy(task)
+    if queue is not None:
+        task.queue.copy_(queue)
+    losses = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            losses.append(task(batch)[0].item())
+    return sum(losses) / len(losses)
+
+
+RCKD = dict(method="rckd", image_size=64, pool_size=96, steps=40, batch_size=8, lr=5e-3)
+
+
+@pytest.fixture(scope="module")
+def rckd_run(tmp_path_factory):
+    """One short RCKD run with the classical teacher, shared by the RCKD tests."""
+    torch.set_num_threads(1)
+    cfg = _cfg(tmp_path_factory.mktemp("rckd"), **RCKD)
+    return cfg, pretrain(cfg)
+
+
+@pytest.mark.parametrize("method", ["rckd", "barlow", "moco"])
+def test_method_loss_falls_on_synthetic_world(tmp_path, method, request):
+    if method == "rckd":
+        cfg, path = request.getfixturevalue("rckd_run")
+    else:
+        cfg = _cfg(tmp_path, method=method)
+        path = pretrain(cfg)
+    size = cfg.image_size
+    rows = read_metrics(cfg.out)
+    assert len(rows) == cfg.steps and all(r["train/loss"] == r["train/loss"] for r in rows)
+    # the same task before and after training, on held-out tiles with the same augmentation draws
+    batch = {"image": torch.stack([SyntheticDataset(16, seed=123, size=size, task="unlabeled")[i]["image"]
+                                   for i in range(16)])}
+    seed_everything(5)
+    task = build_task(cfg, 0.5)
+    queue = task.queue.clone() if method == "moco" else None
+    before = _fixed_loss(task, batch, queue)
+    state, meta, _ = load_checkpoint(latest_checkpoint(cfg.out))
+    task.load_state_dict(state)
+    after = _fixed_loss(task, batch, queue)
+    assert after < 0.9 * before, (before, after)
+    assert meta["step"] == cfg.steps and meta["method"] == method
+    assert path.name == "backbone.safetensors" and path.is_file()
+
+
+def test_rckd_student_agrees_with_teacher(rckd_run):
+    from rckd.models.teachers import get_teacher
+
+    cfg, _ = rckd_run
+    x = to_float(torch.stack([SyntheticDataset(8, seed=77, size=64, task="unlabeled")[i]["image"]
+                              for i in range(8)]))
+    teacher = get_teacher("classical").response(x, 0.5) > 0.5
+    assert 0.05 < teacher.float().mean() < 0.6
+
+    def dice(task) -> float:
+        task.eval()
+        with torch.no_grad():
+            student = torch.sigmoid(task.predict(x)) > 0.5
+        return (2 * (student & teacher).sum() / (student.sum() + teacher.sum())).item()
+
+    seed_everything(0)
+    task = build_task(cfg, 0.5)
+    at_init = dice(task)
+    task.load_state_dict(load_checkpoint(latest_checkpoint(cfg.out))[0])
+    trained = dice(task)
+    assert trained > 0.6 and trained > at_init + 0.2, (at_init, trained)
+
+
+def test_export_loads_in_create_backbone_and_timm(tmp_path):
+    import timm
+
+    from rckd.models.backbones import create_backbone
+
+    cfg = _cfg(tmp_path, method="barlow", steps=2)
+    path = pretrain(cfg)
+    state = load_checkpoint(latest_checkpoint(cfg.out))[0]
+    expected = {k[len("backbone.model."):]: v for k, v in state.items() if k.startswith("backbone.model.")}
+    loaded = create_backbone("test_resnet", weights=path).export_state_dict()
+    assert loaded.keys() == expected.keys()
+    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    model = timm.create_model("test_resnet", pretrained=True, num_classes=3,
+                              pretrained_cfg_overlay=dict(file=str(path)))
+    timm_state = model.state_dict()
+    shared = [k for k in expected if k in timm_state]
+    assert len(shared) == len(expected)
+    assert all(torch.equal(timm_state[k], expected[k]) for k in shared)
+
+
+def test_imagenet_init_from_local_file(tmp_path):
+    import timm
+
+    from rckd.models.backbones import create_backbone
+
+    ref = timm.create_model("test_resnet", num_classes=1000)
+    src = tmp_path / "imagenet.pth"
+    torch.save(ref.state_dict(), src)
+    cfg = _cfg(tmp_path, method="imagenet", imagenet_weights=str(src))
+    path = pretrain(cfg)
+    loaded = create_backbone("test_resnet", weights=path).export_state_dict()
+    ref_state = ref.state_dict()
+    assert all(torch.equal(v, ref_state[k]) for k, v in loaded.items())
+    assert not any(k.startswith("fc.") for k in loaded)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        pretrain(_cfg(tmp_path / "x", method="imagenet", imagenet_weights=str(tmp_path / "missing.pth")))
+
+
+def test_methods_table():
+    assert set(METHODS) == {"rckd", "barlow", "moco", "imagenet"}
