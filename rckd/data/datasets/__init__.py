@@ -16,7 +16,7 @@ lymphoma        Lymphoma CLL / FL / MCL                                   classi
 glas            GlaS gland masks (0/1)                                    segmentation
 glas_grade      GlaS benign / malignant grade                             classification
 crchisto        CRCHistoPhenotypes nucleus-type crops, 4 classes          classification
-monuseg         MoNuSeg nuclei masks (teachers' module)                   segmentation
+monuseg         MoNuSeg nuclei foreground masks, split by image           segmentation
 synthetic       the synthetic world's tissue classes (root ignored)       classification
 synthetic_seg   the synthetic world's gland masks (root ignored)          segmentation
 ==============  =======================================================  ==============
@@ -53,7 +53,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "glas": DatasetSpec("rckd.data.datasets.glas:GlaS", "segmentation", {"task": "segmentation"}),
     "glas_grade": DatasetSpec("rckd.data.datasets.glas:GlaS", "classification", {"task": "grade"}),
     "crchisto": DatasetSpec("rckd.data.datasets.crchisto:CRCHisto", "classification", {}),
-    "monuseg": DatasetSpec("rckd.data.datasets.monuseg:MoNuSeg", "segmentation", {}),
+    "monuseg": DatasetSpec("rckd.data.datasets.monuseg_split:monuseg_split", "segmentation", {}),
     "synthetic": DatasetSpec("rckd.data.datasets.synthetic_split:synthetic_split", "classification",
                              {"task": "classification"}),
     "synthetic_seg": DatasetSpec("rckd.data.datasets.synthetic_split:synthetic_split", "segmentation",
