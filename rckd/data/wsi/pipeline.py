@@ -80,8 +80,6 @@ def _settings(cfg: TileConfig, inp: SlideInput) -> dict:
     """What a finished output must have been made with (compared on resume)."""
     return {"target_mpp": cfg.target_mpp, "patch_size": cfg.patch_size, "overlap": cfg.overlap,
             "min_tissue": cfg.min_tissue, "tissue": dataclasses.asdict(_tissue_params(cfg)),
-            "mpp_given": inp.mpp if inp.mpp is not None else cfg.mpp,
-            "force_mpp": bool(inp.mpp is not None or cfg.force_mpp),
             "save_images": cfg.save_images, "image_compression": cfg.image_compression if cfg.save_images else None,
             "chunk_tiles": cfg.chunk_tiles if cfg.save_images else None,
             "schema_version": h5format.SCHEMA_VERSION}
@@ -123,7 +121,7 @@ def _finished(inp: SlideInput, cfg: TileConfig, paths: dict[str, Path]) -> dict 
     state = read_state(paths["state"])
     if not state or state.get("status") not in ("done", "no_tissue"):
         return None
-    if state.get("settings") != _settings(cfg, inp):
+    if state.get("settings") != _settings(cfg, inp) or not _same_mpp(state, inp, cfg):
         return None
     try:
         if state.get("fingerprint") != slide_fingerprint(inp.path):
@@ -142,6 +140,22 @@ def _finished(inp: SlideInput, cfg: TileConfig, paths: dict[str, Path]) -> dict 
     return state if ok else None
 
 
+def _given_mpp(inp: SlideInput, cfg: TileConfig) -> tuple[float | None, bool]:
+    """The mpp supplied for this slide (CSV column, else --mpp) and whether it overrides the file."""
+    given = inp.mpp if inp.mpp is not None else cfg.mpp
+    return given, bool(given is not None and (inp.mpp is not None or cfg.force_mpp))
+
+
+def _same_mpp(state: dict, inp: SlideInput, cfg: TileConfig) -> bool:
+    """Whether the level-0 mpp used before is the one that would be used now."""
+    given, force = _given_mpp(inp, cfg)
+    if state.get("status") == "no_tissue" and "level0_mpp" not in state:
+        return False
+    if state.get("mpp_source") == "file":
+        return not force or given == state.get("level0_mpp")
+    return given is not None and given == state.get("level0_mpp")
+
+
 def tile_slide(inp: SlideInput, cfg: TileConfig, run_dir: Path, pool=None) -> dict:
     """Tile one slide (or confirm it is finished) and return its state dict."""
     paths = _paths(run_dir, inp.name)
@@ -154,8 +168,11 @@ def tile_slide(inp: SlideInput, cfg: TileConfig, run_dir: Path, pool=None) -> di
              "settings": _settings(cfg, inp), "fingerprint": slide_fingerprint(inp.path), "started": now()}
     write_state(paths["state"], state)
     t0 = time.perf_counter()
-    with open_slide(inp.path, mpp=state["settings"]["mpp_given"], force_mpp=state["settings"]["force_mpp"],
-                    fast=cfg.fast_read) as reader:
+    given, force = _given_mpp(inp, cfg)
+    with open_slide(inp.path, fast=cfg.fast_read) as reader:
+        state["mpp_source"] = "file" if reader.mpp is not None and not force else "given"
+        if given is not None and (reader.mpp is None or force):
+            reader.mpp = float(given)
         plan = plan_slide(reader, cfg)
         w0, h0 = reader.dimensions
         attrs = h5format.tile_set_attrs(
@@ -232,7 +249,7 @@ def _write_with_images(inp, cfg, plan, attrs, h5_path: Path, pool) -> list:
 
 
 def _job_mpp(inp: SlideInput, cfg: TileConfig) -> float | None:
-    return inp.mpp if inp.mpp is not None else cfg.mpp
+    return _given_mpp(inp, cfg)[0]
 
 
 def _safe_tile(args) -> dict:
@@ -260,6 +277,8 @@ def run_tiling(cfg: TileConfig) -> int:
         raise ValueError("no slides given (pass files, folders, globs or a CSV)")
     if cfg.workers < 1 or cfg.chunk_tiles < 1:
         raise ValueError("--workers and --chunk-tiles must be at least 1")
+    if cfg.mpp is not None and cfg.mpp <= 0:
+        raise ValueError(f"--mpp must be positive, got {cfg.mpp}")
     index, count = parse_shard(cfg.shard)
     slides = shard(collect_inputs(cfg.slides), index, count)
     run_dir = Path(cfg.out) / run_dir_name(cfg)

@@ -133,6 +133,18 @@ def test_missing_mpp_message_then_given(tmp_path, slides, capsys):
     assert run_tiling(cfg) == 0
 
 
+def test_given_mpp_only_matters_where_used(tmp_path, slides):
+    cfg = _cfg(tmp_path, [slides["tissue"], slides["nompp"]], mpp=0.5)
+    run_tiling(cfg)
+    h5 = _run_dir(cfg) / "patches" / "tissue.h5"
+    mtime = h5.stat().st_mtime_ns
+    run_tiling(dataclasses.replace(cfg, mpp=0.4))  # the file states 0.5: its tiles stay
+    assert h5.stat().st_mtime_ns == mtime
+    assert _read(_run_dir(cfg) / "patches" / "nompp.h5")[2]["level0_mpp"] == 0.4  # redone
+    run_tiling(dataclasses.replace(cfg, mpp=0.4, force_mpp=True))
+    assert _read(h5)[2]["level0_mpp"] == 0.4
+
+
 def test_no_tissue_slide_reported_not_empty_file(tmp_path, slides):
     cfg = _cfg(tmp_path, [slides["blank"]])
     assert run_tiling(cfg) == 0
