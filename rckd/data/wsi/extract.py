@@ -5,9 +5,10 @@ One ``read_region`` per tile re-decodes the same compressed slide tiles again an
 the read level; each strip is read once and cut (strips, not tall windows: OpenSlide slows down
 sharply on very large regions, and row-major strips let the tile caches serve the next row).
 For Aperio and generic tiled TIFFs the reader assembles regions from the file's own tiles
-(:class:`rckd.data.wsi.reader.TiledTiffLevels`), so each stored tile is decoded about once. A window that fails to read is retried tile by tile and
-tiles that still fail are reported, not fatal. Work is split into units of whole h5 chunks so
-worker processes can compress their own chunks (:func:`rckd.data.wsi.h5format.encode_chunk`).
+(:class:`rckd.data.wsi.reader.TiledTiffLevels`), so each stored tile is decoded about once.
+A strip that fails to read is retried tile by tile and tiles that still fail are reported, not
+fatal. Work is split into units of whole h5 chunks so worker processes compress their own
+chunks and the parent only writes them (``write_direct_chunk``).
 """
 
 from __future__ import annotations
