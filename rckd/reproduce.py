@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from rckd.config import RunConfig, from_dict, load_config, option, save_config, to_dict
 from rckd.io import atomic_write_text, read_json, write_json
@@ -37,6 +38,11 @@ from rckd.report import Column, collect, write_report
 __all__ = ["ReproduceConfig", "reproduce", "resolve_grid", "PRETRAINED"]
 
 log = logging.getLogger(__name__)
+
+#: config keys that may differ between a finished run and the grid without making it stale
+VOLATILE = frozenset({"out", "device", "threads", "workers", "log_every", "tensorboard",
+                      "eval_batch_size", "image_every", "ckpt_every", "keep_checkpoints", "resume",
+                      "compile", "save_model", "tags"})
 
 #: initialisations that need a pretraining run (method name in rckd.pretrain.METHODS)
 PRETRAINED = ("barlow", "moco", "rckd")
@@ -98,6 +104,12 @@ def _columns(cfg: ReproduceConfig) -> list[Column]:
     return cols
 
 
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """Keys (outside :data:`VOLATILE`) whose values differ between two resolved configs."""
+    keys = (set(saved) | set(current)) - VOLATILE
+    return sorted(k for k in keys if saved.get(k) != current.get(k))
+
+
 def _root(cfg: ReproduceConfig, root: str) -> str:
     if not root:
         return ""
@@ -136,14 +148,20 @@ def _pretrain(cfg: ReproduceConfig, backbone: str, method: str, seed: int, pool:
 
     folder = out / "pretrain" / backbone / method / (f"seed{seed}" if cfg.pretrain_per_seed else "")
     weights = folder / "backbone.safetensors"
-    if weights.is_file() and (folder / "pretrain.json").is_file():
-        return weights, "skipped"
     overrides = {**cfg.pretrain, **cfg.pretrain_methods.get(method, {}), "method": method,
                  "backbone": backbone, "out": str(folder), "device": cfg.device, "seed": seed}
     if pool:
         overrides["pool"] = pool
+    pcfg = from_dict(PretrainConfig, overrides)
+    if weights.is_file() and (folder / "pretrain.json").is_file():
+        saved = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
+        changed = config_changes(saved or {}, to_dict(pcfg))
+        if changed:
+            raise ValueError(f"{folder}: finished pretraining used another config ({', '.join(changed)} "
+                             "differ); use another --out or remove that folder")
+        return weights, "skipped"
     log.info("pretraining %s with %s", backbone, method)
-    return Path(pretrain(from_dict(PretrainConfig, overrides))), "done"
+    return Path(pretrain(pcfg)), "done"
 
 
 def _finetune(cfg: ReproduceConfig, backbone: str, init: str, key: str, seed: int,
@@ -151,13 +169,6 @@ def _finetune(cfg: ReproduceConfig, backbone: str, init: str, key: str, seed: in
     from rckd.finetune.run import FinetuneConfig, finetune
 
     folder = out / "finetune" / backbone / init / key / f"seed{seed}"
-    done = folder / "results.json"
-    if done.is_file():
-        try:
-            if "metrics" in read_json(done):
-                return "skipped"
-        except ValueError:
-            log.warning("%s: unreadable, redoing the run", done)
     spec = cfg.datasets[key]
     overrides = {**cfg.finetune, **spec.get("finetune", {}), "dataset": spec["dataset"],
                  "root": _root(cfg, spec.get("root", "")), "dataset_options": spec.get("options", {}),
@@ -168,7 +179,18 @@ def _finetune(cfg: ReproduceConfig, backbone: str, init: str, key: str, seed: in
         overrides.update(init="imagenet", imagenet_weights=weights)
     else:
         overrides["init"] = weights or "random"
-    finetune(from_dict(FinetuneConfig, overrides))
+    fcfg = from_dict(FinetuneConfig, overrides)
+    done = folder / "results.json"
+    if done.is_file():
+        try:
+            saved = read_json(done)
+            changed = config_changes(saved.get("config", {}), to_dict(fcfg))
+            if "metrics" in saved and not changed:
+                return "skipped"
+            log.warning("%s: made with another config (%s differ); redoing the run", done, ", ".join(changed))
+        except ValueError:
+            log.warning("%s: unreadable, redoing the run", done)
+    finetune(fcfg)
     return "done"
 
 

@@ -76,6 +76,23 @@ def test_partly_finished_grid_resumes(tmp_path, monkeypatch, capsys):
     assert "test grid" in capsys.readouterr().out
 
 
+def test_changed_config_makes_a_run_stale(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("rckd.finetune.run.finetune", lambda c: calls.append(c.steps))
+    cfg = rp.ReproduceConfig(out=str(tmp_path), datasets={"s": {"dataset": "synthetic"}},
+                             finetune={"steps": 5})
+    from rckd.config import to_dict
+    from rckd.finetune.run import FinetuneConfig
+    folder = tmp_path / "finetune" / "resnet18" / "random" / "s" / "seed0"
+    saved = to_dict(FinetuneConfig(steps=5, dataset="synthetic", seed=0, out="elsewhere", threads=4,
+                                   tags={"x": 1}))
+    write_json(folder / "results.json", {"metrics": {}, "config": saved})
+    assert rp._finetune(cfg, "resnet18", "random", "s", 0, None, tmp_path) == "skipped"
+    cfg.finetune = {"steps": 6}
+    assert rp._finetune(cfg, "resnet18", "random", "s", 0, None, tmp_path) == "done" and calls == [6]
+    assert rp.config_changes({"a": 1, "out": "x"}, {"a": 2, "out": "y", "b": 0}) == ["a", "b"]
+
+
 def test_command_line_wins_over_grid_file(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump(GRID))
