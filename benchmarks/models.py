@@ -54,6 +54,24 @@ def cpu_latency_ms(model: torch.nn.Module, batch: int, size: int, repeats: int
     return 1000 * min(times) / batch, 1000 * statistics.median(times) / batch
 
 
+def cpu_time_ms(model: torch.nn.Module, batch: int, size: int, repeats: int) -> float:
+    """Minimum CPU time (process time, 1 thread) per image: robust to other jobs on the machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = torch.randn(batch, 3, size, size)
+    times = []
+    try:
+        with torch.inference_mode():
+            for i in range(repeats + 1):
+                t0 = time.process_time()
+                model(x)
+                if i >= 1:
+                    times.append(time.process_time() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return 1000 * min(times) / batch
+
+
 def gpu_images_per_s(model: torch.nn.Module, batch: int, size: int, seconds: float = 10.0) -> float:
     """Images/s of bf16, channels_last inference on the current CUDA device."""
     model = model.cuda().to(memory_format=torch.channels_last)
@@ -83,6 +101,7 @@ def measure(name: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     row["cpu_b1"] = cpu_latency_ms(bb, 1, 224, args.repeats)
     row["cpu_b8"] = cpu_latency_ms(bb, 8, 224, max(2, args.repeats // 2))
+    row["cpu_time"] = cpu_time_ms(bb, 8, 224, 3)
     row["gpu"] = gpu_images_per_s(bb, args.gpu_batch, 224) if torch.cuda.is_available() else None
     log.info("%s done", name)
     return row
@@ -105,11 +124,13 @@ def render(rows: list[dict], args: argparse.Namespace, skipped: dict[str, str]) 
         "paper's convention for CSAT's 1.08), `+attn` adds attention matrix products, `+elem` adds "
         "biases, norms, activations and pooling as ptflops does (this reproduces the paper's "
         "ResNet18 5.35 G / 1.82 G exactly). CPU: ms per image at 224x224, fp32, min / median "
-        "over the repeats; `x r18`: batch-8 min latency relative to ResNet18 in this run.",
+        "over the repeats; `x r18`: batch-8 min latency relative to ResNet18 in this run; "
+        "`CPU time`: process CPU ms per image, 1 thread, batch 8, min of 3 (the figure least "
+        "disturbed by other jobs).",
         "",
         "| backbone | params (M) | params (x2^20) | GMACs 224 | GMACs 384 | 384 +attn | 384 +elem "
-        "| CPU ms/img b1 | CPU ms/img b8 | x r18 | GPU img/s (bf16, CL, 224) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU ms/img b1 | CPU ms/img b8 | x r18 | CPU time ms/img (1 thr) | GPU img/s (bf16, CL, 224) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ref = next((r["cpu_b8"][0] for r in rows if r["name"] == "resnet18"), None)
     for r in rows:
@@ -120,9 +141,9 @@ def render(rows: list[dict], args: argparse.Namespace, skipped: dict[str, str]) 
             f"{r['macs224'] / 1e9:.3f} | {r['macs384'] / 1e9:.3f} | "
             f"{(r['macs384'] + r['attn384']) / 1e9:.3f} | {(r['macs384'] + r['elem384']) / 1e9:.3f} | "
             f"{r['cpu_b1'][0]:.1f} / {r['cpu_b1'][1]:.1f} | {r['cpu_b8'][0]:.1f} / "
-            f"{r['cpu_b8'][1]:.1f} | {ratio} | {gpu_cell} |")
+            f"{r['cpu_b8'][1]:.1f} | {ratio} | {r['cpu_time']:.1f} | {gpu_cell} |")
     for name, why in skipped.items():
-        lines.append(f"| {name} | {why} | | | | | | | | | |")
+        lines.append(f"| {name} | {why} | | | | | | | | | | |")
     lines += [
         "",
         "Paper (RCKD talk): ResNet18 \"10.6M, 5.35 GMAC\"; CSAT \"2.8M, 1.08 GMAC\" (384x384).",
