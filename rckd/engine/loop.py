@@ -74,7 +74,11 @@ class Task(nn.Module):
     scalar tensors (logged as ``train/<name>``). Optional hooks: :meth:`setup` (after the move
     to the device), :meth:`after_step` (after each optimizer step: EMA/momentum updates),
     :meth:`panels` (images for TensorBoard), :meth:`param_groups`, :meth:`compile_targets`.
+    Set ``find_unused_parameters = True`` on tasks whose loss leaves trainable parameters unused
+    (DDP must then look for them every step).
     """
+
+    find_unused_parameters: bool = False
 
     def setup(self, device: torch.device) -> None:
         """Move anything that is not a registered submodule (e.g. a frozen teacher)."""
@@ -187,8 +191,9 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
     if cfg.compile:
         for module in task.compile_targets():
             module.compile()
-    model = (nn.parallel.DistributedDataParallel(task, device_ids=[info.device] if info.device.type == "cuda"
-                                                 else None) if is_dist() else task)
+    model = (nn.parallel.DistributedDataParallel(
+        task, device_ids=[info.device] if info.device.type == "cuda" else None,
+        find_unused_parameters=task.find_unused_parameters) if is_dist() else task)
     accum = cfg.accum_steps
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps * accum, start * accum,
                                info.world_size, info.rank, cfg.seed)

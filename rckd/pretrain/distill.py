@@ -32,6 +32,7 @@ class RCKDTask(PretrainTask):
     """
 
     name = "rckd"
+    find_unused_parameters = True  # the backbone's pooling head (e.g. a final norm) is not used
 
     def __init__(self, backbone: nn.Module, decoder: nn.Module, teacher: nn.Module | None, mpp: float,
                  augment: PairedAugment | None = None, loss: str = "bce", temperature: float = 1.0) -> None:

@@ -142,3 +142,23 @@ def test_imagenet_init_from_local_file(tmp_path):
 
 def test_methods_table():
     assert set(METHODS) == {"rckd", "barlow", "moco", "imagenet"}
+
+
+def test_cached_responses_feed_rckd_without_teacher(tmp_path):
+    import h5py
+
+    from rckd.pretrain.cache import CachedResponses
+    from rckd.pretrain.pools import build_pool
+
+    pool = build_pool("synthetic", 32, 0.5, 16)
+    responses = (torch.rand(16, 32, 32) * 255).to(torch.uint8).numpy()
+    with h5py.File(tmp_path / "cache.h5", "w") as h:
+        h["responses"] = responses
+    cached = CachedResponses(pool, tmp_path / "cache.h5")
+    assert torch.equal(cached[3]["target"], torch.from_numpy(responses[3]))
+    assert torch.equal(cached[3]["image"], pool[3]["image"])
+    cfg = _cfg(tmp_path, method="rckd", pool_size=16, batch_size=8, steps=2, teacher="no-such-teacher",
+               teacher_cache=str(tmp_path / "cache.h5"))
+    assert pretrain(cfg).is_file()  # the teacher is never looked up
+    with pytest.raises(ValueError, match="16 cached responses for a pool of 8"):
+        CachedResponses(build_pool("synthetic", 32, 0.5, 8), tmp_path / "cache.h5")

@@ -1,0 +1,73 @@
+"""Teacher responses cached in h5 (``rckd teacher predict``), served beside the pool's tiles.
+
+Expected layout (one file, rows in the pool's order): dataset ``responses`` (N, H, W) uint8
+(probability x 255) or float in [0, 1]; optional ``coords`` (N, 2) checked against the pool's
+``"coord"`` when both exist. A folder is read as its ``*.h5`` files in sorted order,
+concatenated (the order :class:`rckd.data.tiles.H5TileDataset` uses for a folder of tile sets).
+Each sample gains ``"target"``; the RCKD task then skips the teacher.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["CachedResponses"]
+
+_KEYS = ("responses", "response")
+
+
+class CachedResponses(Dataset):
+    """Wrap ``pool`` so that sample ``i`` carries cached response ``i`` as ``"target"``."""
+
+    def __init__(self, pool: Dataset, cache: str | Path) -> None:
+        import h5py
+
+        path = Path(cache)
+        files = sorted(path.rglob("*.h5")) if path.is_dir() else [path]
+        if not files or not all(f.is_file() for f in files):
+            raise FileNotFoundError(f"{path}: teacher response cache not found")
+        self.pool, self.mpp = pool, pool.mpp
+        self.index: list[tuple[Path, int]] = []
+        self.coords: dict[Path, np.ndarray | None] = {}
+        for f in files:
+            with h5py.File(f, "r") as h:
+                key = next((k for k in _KEYS if k in h), None)
+                if key is None:
+                    raise ValueError(f"{f}: no 'responses' dataset (is it a 'rckd teacher predict' cache?)")
+                n = h[key].shape[0]
+                self.coords[f] = h["coords"][:] if "coords" in h else None
+            self.index += [(f, i) for i in range(n)]
+        if len(self.index) != len(pool):
+            raise ValueError(f"{path}: {len(self.index)} cached responses for a pool of {len(pool)} tiles")
+        self._handles: dict[Path, object] = {}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_handles"] = {}  # h5 handles are opened lazily in each worker
+        return state
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _read(self, f: Path, i: int) -> torch.Tensor:
+        import h5py
+
+        if f not in self._handles:
+            self._handles[f] = h5py.File(f, "r")
+        h = self._handles[f]
+        key = next(k for k in _KEYS if k in h)
+        return torch.from_numpy(np.asarray(h[key][i]))
+
+    def __getitem__(self, i: int) -> dict:
+        sample = dict(self.pool[i])
+        f, j = self.index[i]
+        coords = self.coords[f]
+        if "coord" in sample and coords is not None and not np.array_equal(coords[j], np.asarray(sample["coord"])):
+            raise ValueError(f"{f}: cached response {j} is for tile {coords[j].tolist()}, "
+                             f"the pool serves {np.asarray(sample['coord']).tolist()} (stale cache?)")
+        sample["target"] = self._read(f, j)
+        return sample
