@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from rckd.config import RunConfig, option, to_dict
 from rckd.engine import checkpoint as ckpt
@@ -224,20 +225,25 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
                **{f"train/{k}": v for k, v in _reduce_logs(pending).items()}}
         logger.scalars(step, row)
         history.append({"step": step, **row})
+        bar.set_postfix(loss=f"{row['train/loss']:.4f}", img_s=f"{row['perf/images_per_s']:.1f}", refresh=False)
         t_log, data_time, pending = time.perf_counter(), 0.0, []
 
     model.train()
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not info.is_main,
+               mininterval=2.0, dynamic_ncols=True, leave=False)
     try:
         for step in range(start + 1, cfg.steps + 1):
             set_lr(optimizer, cosine_with_warmup(step - 1, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.min_lr))
+            step_loss = 0.0
             for micro in range(accum):
                 t0 = time.perf_counter()
                 batch = _to_device(next(batches), info.device)
                 data_time += time.perf_counter() - t0
-                sync = model.no_sync() if is_dist() and micro < accum - 1 else contextlib.nullcontext()
-                with sync, torch.autocast(info.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    loss, logs = model(batch)
+                with model.no_sync() if is_dist() and micro < accum - 1 else contextlib.nullcontext():
+                    with torch.autocast(info.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                        loss, logs = model(batch)
                     scaler.scale(loss / accum).backward()
+                step_loss = step_loss + loss.detach().float() / accum
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(task.parameters(), cfg.grad_clip)
@@ -245,7 +251,8 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             task.after_step(step, cfg.steps)
-            pending.append((loss.detach().float(), {k: v.detach().float() for k, v in logs.items()}))
+            pending.append((step_loss, {k: v.detach().float() for k, v in logs.items()}))
+            bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps or (cfg.ckpt_every and step % cfg.ckpt_every == 0):
                 flush(step)
             if cfg.image_every and step % cfg.image_every == 0 and info.is_main:
@@ -256,6 +263,7 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
             if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps:
                 folder = last_good = _save(task, optimizer, scaler, cfg, run_config, step, meta)
     finally:
+        bar.close()
         logger.close()
     seconds = time.perf_counter() - t_start
     done = step - start

@@ -63,6 +63,7 @@ def build_pool(spec: str, image_size: int, mpp: float, n: int, seed: int = 0,
         raise FileNotFoundError(f"{path}: pool not found (use 'synthetic', an h5 tile set or an image folder)")
     from rckd.data import tiles
 
-    if _has_h5(path):
-        return tiles.H5TileDataset(path, slide_root=slide_root, size=image_size)
+    if _has_h5(path):  # a folder: every tile set below it, in sorted order (as CachedResponses)
+        files = [path] if path.is_file() else sorted(path.rglob("*.h5"))
+        return tiles.H5TileDataset(files, slide_root=slide_root, size=image_size)
     return tiles.ImageFolderTiles(path, image_size, mpp)

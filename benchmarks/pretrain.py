@@ -1,0 +1,183 @@
+"""Pretraining throughput: images/s and peak memory per method x backbone x input size.
+
+The data path is the real one: a synthetic slide is tiled by ``rckd tile --save-images`` into an
+h5 tile set (pixels stored, lzf), read lazily by DataLoader workers (``H5TileDataset``); RCKD
+reads its targets from an h5 response cache (:class:`rckd.pretrain.cache.CachedResponses`,
+filled here with a cheap hematoxylin threshold: the teacher's cost is not part of the student's
+step, as with ``rckd teacher predict``). Each configuration runs in its own process through
+:func:`rckd.pretrain.run.pretrain` (augmentation on the device included); the first ``--warmup``
+steps are excluded. Reported separately: the DataLoader alone (same workers and batch, no
+model) and the fraction of the step spent waiting for data.
+
+    python benchmarks/pretrain.py --device cpu --threads 1 --out benchmarks/pretrain.md
+    python benchmarks/pretrain.py --device cuda --precision bf16 --batch-size 256 --workers 12 \\
+        --steps 40 --warmup 10 --out benchmarks/pretrain_gpu.md        # see benchmarks/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def make_data(work: Path, size: int, n_min: int) -> tuple[Path, Path]:
+    """An h5 tile set of >= ``n_min`` tiles of ``size`` px at 0.5 um/px, and its response cache."""
+    import h5py
+
+    from rckd.data.augment import rgb_to_hed, to_float
+    from rckd.data.synthetic import write_synthetic_slide
+    from rckd.data.tiles import H5TileDataset
+    from rckd.data.wsi.pipeline import TileConfig, run_tiling
+
+    tiles, cache = work / f"tiles_{size}", work / f"responses_{size}.h5"
+    if cache.is_file():
+        return tiles, cache
+    side = size * int((2 * n_min) ** 0.5 + 2)  # tissue covers roughly half the slide
+    slide = write_synthetic_slide(work / f"slide_{size}.tif", side, side, mpp=0.5, seed=1)
+    run_tiling(TileConfig(out=str(tiles), slides=[str(slide)], target_mpp=0.5, patch_size=size,
+                          save_images=True, progress=False))
+    pool = H5TileDataset(sorted(tiles.rglob("*.h5")))
+    if len(pool) < n_min:
+        raise RuntimeError(f"only {len(pool)} tiles of {size} px; need {n_min}")
+    with h5py.File(cache, "w") as h:
+        out = h.create_dataset("responses", (len(pool), size, size), dtype="uint8", chunks=(1, size, size))
+        for i in range(len(pool)):
+            hed = rgb_to_hed(to_float(pool[i]["image"][None]))[0, 0]
+            out[i] = ((hed > 0.05).to(torch.uint8) * 255).numpy()
+    return tiles, cache
+
+
+def loader_rate(pool, batch_size: int, workers: int, batches: int, pin: bool) -> float:
+    """Images/s of the DataLoader alone (what the training loop would wait for)."""
+    loader = torch.utils.data.DataLoader(pool, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                         pin_memory=pin, persistent_workers=workers > 0, drop_last=True)
+    it = iter(loader)
+    next(it)  # worker start-up excluded
+    t0, n = time.perf_counter(), 0
+    for _ in range(batches):
+        try:
+            n += len(next(it)["image"])
+        except StopIteration:
+            break
+    return n / max(time.perf_counter() - t0, 1e-9)
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    """One configuration, in this process; prints a JSON row."""
+    from rckd.engine import read_metrics
+    from rckd.pretrain.cache import CachedResponses
+    from rckd.pretrain.pools import build_pool
+    from rckd.pretrain.run import PretrainConfig, pretrain
+
+    torch.set_num_threads(args.threads)
+    tiles, cache = Path(args.tiles), Path(args.cache)
+    out = Path(args.work) / f"run_{args.method}_{args.backbone}_{args.size}"
+    device = torch.device(args.device)
+    pool = build_pool(str(tiles), args.size, 0.5, 0)
+    if args.method == "rckd":
+        pool = CachedResponses(pool, cache)
+    data_rate = loader_rate(pool, args.batch_size, args.workers, args.warmup + args.steps,
+                            device.type == "cuda")
+    cfg = PretrainConfig(out=str(out), device=args.device, method=args.method, backbone=args.backbone,
+                         pool=str(tiles), image_size=args.size, teacher_cache=str(cache) if args.method == "rckd" else "",
+                         batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0,
+                         log_every=args.warmup, workers=args.workers, precision=args.precision,
+                         channels_last=True, compile=args.compile, probe_size=0, resume=False,
+                         tensorboard=False, moco_queue=4096)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    pretrain(cfg)
+    rows = [r for r in read_metrics(out) if r["step"] > args.warmup]
+    measured_steps = sum(1 for _ in rows) and rows[-1]["step"] - args.warmup
+    ips = sum(r["perf/images_per_s"] for r in rows) / len(rows)
+    data_frac = sum(r["perf/data_fraction"] for r in rows) / len(rows)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2 ** 30
+        mem = f"{peak:.2f} GiB GPU"
+    else:
+        mem = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB RSS"
+    return {"method": args.method, "backbone": args.backbone, "size": args.size,
+            "images_per_s": ips, "data_only_images_per_s": data_rate, "data_wait_fraction": data_frac,
+            "peak_memory": mem, "measured_steps": measured_steps}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--methods", nargs="+", default=["rckd", "barlow", "moco"])
+    p.add_argument("--backbones", nargs="+", default=["resnet18", "csat"])
+    p.add_argument("--sizes", nargs="+", type=int, default=[256, 384])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3, help="measured steps")
+    p.add_argument("--warmup", type=int, default=2, help="steps excluded from the measurement")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads per process")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--work", default="/tmp/rckd_bench_pretrain")
+    p.add_argument("--out", default="", help="write the Markdown table here")
+    # internal: one configuration
+    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--method", help=argparse.SUPPRESS)
+    p.add_argument("--backbone", help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--tiles", help=argparse.SUPPRESS)
+    p.add_argument("--cache", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print("RESULT " + json.dumps(run_one(args)), flush=True)
+        return
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    n_min = args.batch_size * (args.warmup + args.steps + 1) * 2
+    rows = []
+    for size in args.sizes:
+        tiles, cache = make_data(work, size, n_min)
+        for backbone in args.backbones:
+            for method in args.methods:
+                cmd = [sys.executable, __file__, "--one", "--method", method, "--backbone", backbone,
+                       "--size", str(size), "--tiles", str(tiles), "--cache", str(cache)]
+                for k in ("device", "precision", "batch_size", "steps", "warmup", "workers", "threads", "work"):
+                    cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
+                cmd += ["--compile"] if args.compile else []
+                env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONWARNINGS": "ignore"}
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+                if line is None:
+                    print(proc.stderr[-2000:], file=sys.stderr)
+                    raise SystemExit(f"{method}/{backbone}/{size} failed")
+                rows.append(json.loads(line[7:]))
+                print(rows[-1], file=sys.stderr, flush=True)
+    table = render(rows, args)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table)
+
+
+def render(rows: list[dict], args: argparse.Namespace) -> str:
+    dev = args.device if args.device == "cpu" else torch.cuda.get_device_name(0)
+    head = (f"# Pretraining throughput ({dev})\n\n"
+            f"`python benchmarks/pretrain.py --device {args.device} --precision {args.precision} "
+            f"--batch-size {args.batch_size} --steps {args.steps} --warmup {args.warmup} "
+            f"--workers {args.workers} --threads {args.threads}`  \n"
+            f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} logical CPUs; {time.strftime('%Y-%m-%d')}\n\n"
+            "| method | backbone | input | train images/s | data only images/s | step waiting on data | peak memory |\n"
+            "|---|---|---|---:|---:|---:|---|\n")
+    body = "".join(f"| {r['method']} | {r['backbone']} | {r['size']} | {r['images_per_s']:.2f} | "
+                   f"{r['data_only_images_per_s']:.1f} | {100 * r['data_wait_fraction']:.1f}% | "
+                   f"{r['peak_memory']} |\n" for r in rows)
+    return head + body
+
+
+if __name__ == "__main__":
+    main()
