@@ -32,7 +32,11 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
     common = ["pretrain", "method=rckd", "backbone=test_convnext", "image_size=32", "pool_size=32",
               "steps=6", "lr=1e-2", "warmup_steps=1", "workers=0", "log_every=1", "probe_size=0",
               "augment=false", "device=cpu", "decoder_width=16", f"teacher_cache={cache}"]
-    _run(["-m", "rckd.cli", *common, "batch_size=8", f"out={tmp_path / 'single'}"], tmp_path)
+    from rckd.config import apply_overrides
+    from rckd.pretrain.run import PretrainConfig, pretrain
+
+    torch.set_num_threads(1)
+    pretrain(apply_overrides(PretrainConfig(), common[1:] + ["batch_size=8", f"out={tmp_path / 'single'}"]))
     _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "rckd.cli",
           *common, "batch_size=4", f"out={tmp_path / 'ddp'}"], tmp_path)
     single = [r["train/loss"] for r in read_metrics(tmp_path / "single")]
