@@ -240,6 +240,6 @@ def _log_summary(cfg: FinetuneConfig, results: dict) -> None:
     key = "miou" if results["task"] == "segmentation" else "accuracy"
     value = results["metrics"][part][key] if part else float("nan")
     log.info("%s %s init=%s mode=%s seed=%d: %s %s %.4f (%.0f s)", cfg.dataset, cfg.backbone,
-             Path(cfg.init).name, cfg.mode, cfg.seed, part, key, value, results["timings"]["total_s"])
+             cfg.tags.get("init", Path(cfg.init).name), cfg.mode, cfg.seed, part, key, value, results["timings"]["total_s"])
 
 
