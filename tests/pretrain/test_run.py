@@ -162,3 +162,31 @@ def test_cached_responses_feed_rckd_without_teacher(tmp_path):
     assert pretrain(cfg).is_file()  # the teacher is never looked up
     with pytest.raises(ValueError, match="16 cached responses for a pool of 8"):
         CachedResponses(build_pool("synthetic", 32, 0.5, 8), tmp_path / "cache.h5")
+
+
+def test_interrupted_pretraining_resumes_like_uninterrupted(tmp_path, monkeypatch):
+    from rckd.pretrain.barlow import BarlowTask
+
+    kw = dict(method="barlow", steps=6, ckpt_every=3, batch_size=8, pool_size=32)
+    ref = _cfg(tmp_path / "a", **kw)
+    pretrain(ref)
+    cfg = _cfg(tmp_path / "b", **kw)
+    forward, calls = BarlowTask.forward, []
+
+    def crashing(self, batch):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("simulated interruption")
+        return forward(self, batch)
+
+    monkeypatch.setattr(BarlowTask, "forward", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg)
+    monkeypatch.setattr(BarlowTask, "forward", forward)
+    assert latest_checkpoint(cfg.out).name == "step_00000003"
+    pretrain(cfg)  # resumes at step 3: weights, optimizer, augmentation RNG restored
+    a = [r["train/loss"] for r in read_metrics(ref.out)]
+    b = [r["train/loss"] for r in read_metrics(cfg.out)]
+    assert len(b) == 6 and b == pytest.approx(a, rel=1e-4)
+    with pytest.raises(ValueError, match="refusing to resume.*barlow_lambda"):
+        pretrain(dataclasses.replace(cfg, steps=8, barlow_lambda=0.01))
