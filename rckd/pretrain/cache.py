@@ -2,8 +2,9 @@
 
 Expected layout (one file, rows in the pool's order): dataset ``responses`` (N, H, W) uint8
 (probability x 255) or float in [0, 1]; optional ``coords`` (N, 2) checked against the pool's
-``"coord"`` when both exist. A folder is read as its ``*.h5`` files in sorted order,
-concatenated (the order :class:`rckd.data.tiles.H5TileDataset` uses for a folder of tile sets).
+``"coord"`` when both exist. A folder holds one cache per tile set (``<stem>.h5``, as
+``rckd teacher predict`` writes them), matched to the pool's tile sets by file stem, in the
+pool's order; for other pools its ``*.h5`` files are concatenated in sorted order.
 Each sample gains ``"target"``; the RCKD task then skips the teacher.
 """
 
@@ -28,6 +29,13 @@ class CachedResponses(Dataset):
 
         path = Path(cache)
         files = sorted(path.rglob("*.h5")) if path.is_dir() else [path]
+        pool_files = getattr(pool, "files", None)
+        if path.is_dir() and pool_files:  # one cache per tile set: match by file stem, pool order
+            by_stem = {f.stem: f for f in files}
+            missing = [Path(p).name for p in pool_files if Path(p).stem not in by_stem]
+            if missing:
+                raise FileNotFoundError(f"{path}: no cached responses for tile set {missing[0]}")
+            files = [by_stem[Path(p).stem] for p in pool_files]
         if not files or not all(f.is_file() for f in files):
             raise FileNotFoundError(f"{path}: teacher response cache not found")
         self.pool, self.mpp = pool, pool.mpp

@@ -190,3 +190,21 @@ def test_interrupted_pretraining_resumes_like_uninterrupted(tmp_path, monkeypatc
     assert len(b) == 6 and b == pytest.approx(a, rel=1e-4)
     with pytest.raises(ValueError, match="refusing to resume.*barlow_lambda"):
         pretrain(dataclasses.replace(cfg, steps=8, barlow_lambda=0.01))
+
+
+def test_pretrain_from_tile_sets_and_teacher_cache(tmp_path):
+    """The full data path: rckd tile -> rckd teacher predict -> rckd pretrain (cached targets)."""
+    from rckd.data.synthetic import write_synthetic_slide
+    from rckd.data.wsi.pipeline import TileConfig, run_tiling
+    from rckd.models.teachers.predict import PredictConfig, predict_responses
+
+    slide = write_synthetic_slide(tmp_path / "s.tif", 512, 384, mpp=0.5, seed=3)
+    run_tiling(TileConfig(out=str(tmp_path / "tiles"), slides=[str(slide)], target_mpp=0.5, patch_size=64,
+                          save_images=True, progress=False))
+    tile_set = next((tmp_path / "tiles").glob("*mpp_*px_*px"))
+    predict_responses(PredictConfig(inputs=[str(tile_set)], out=str(tmp_path / "resp"),
+                                    teacher="classical", device="cpu", panel=0))
+    cfg = _cfg(tmp_path, method="rckd", pool=str(tile_set), teacher_cache=str(tmp_path / "resp"),
+               image_size=64, batch_size=8, steps=3, teacher="no-such-teacher")
+    assert pretrain(cfg).is_file()
+    assert len(read_metrics(cfg.out)) == 3
