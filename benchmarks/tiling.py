@@ -152,6 +152,18 @@ def render(results: dict, meta: dict) -> str:
                      f"{r['cpu_w2_none']:.0f} |")
     lines.append("")
     lines.append("(rckd figures here are whole commands: coordinates, thumbnail and writing included.)")
+    lines += ["", "## Reading the figures", "",
+              "- The machine schedules CPU fairly between *sessions* (Linux autogroup), not processes: "
+              "while other sessions keep both cores busy, a second worker process does not get this "
+              "session more CPU, so `w2` can only beat `w1` when the machine has idle capacity. The "
+              "load average at the top says how busy it was; the CPU-second table is the figure that "
+              "does not depend on it.",
+              "- Compressing stored pixels costs more CPU than decoding them: decoded H&E compresses "
+              "only ~8 % (lzf) to ~12 % (gzip), so lzf is the default and gzip is there for HDF5 tools "
+              "without the lzf filter.",
+              "- Pixels come from the file's own tiles decoded by imagecodecs (Aperio, generic TIFF), "
+              "row-major strips cut into tiles; the naive loop pays OpenSlide's per-call compositing "
+              "and re-decodes each stored tile for every tile that overlaps it.", ""]
     lines += ["", "- *coords*: open + bounded thumbnail + tissue mask + grid + tissue filter, no pixels.",
               "- *rckd wN lzf/gzip/raw*: `rckd tile --save-images --workers N --image-compression "
               "lzf|gzip|none` (lzf is the default), "

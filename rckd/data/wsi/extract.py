@@ -13,10 +13,13 @@ chunks and the parent only writes them (``write_direct_chunk``).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import gc
 import logging
 import math
 import os
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -26,7 +29,7 @@ from rckd.data.wsi.h5format import encode_chunk
 from rckd.data.wsi.reader import SlideReader, open_slide
 
 __all__ = ["ExtractJob", "resize_tile", "read_tile", "read_tiles", "extract_unit",
-           "make_jobs", "release_handles"]
+           "make_jobs", "release_handles", "run_jobs", "LazyPool"]
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +194,55 @@ def make_jobs(slide_path: str, mpp: float | None, geom: GridGeometry, coords: np
 def release_handles() -> None:
     """Close this process's cached slide handle (after a slide is done)."""
     _HANDLES.close()
+
+
+class LazyPool:
+    """A process pool forked on first use (small slides never pay for it)."""
+
+    def __init__(self, context, processes: int):
+        self.context, self.processes, self._pool = context, processes, None
+
+    def get(self):
+        """The pool, created now if needed (after freezing the GC so forks share pages)."""
+        if self._pool is None:
+            gc.freeze()  # children's GC passes then leave inherited objects alone (no copy-on-write)
+            self._pool = self.context.Pool(self.processes)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the workers, if any were started."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+            gc.unfreeze()
+
+
+def run_jobs(jobs: list[ExtractJob], pool: LazyPool | None) -> Iterator[tuple]:
+    """Results of :func:`extract_unit` for every job, in completion order.
+
+    The pool's processes take jobs from the front of the list while this process works
+    through it from the back, so ``--workers N`` keeps N processes busy with N - 1 children
+    and only the children's pixels cross a process boundary.
+    """
+    if pool is None or pool.processes < 1 or len(jobs) < 2:
+        yield from map(extract_unit, jobs)
+        return
+    workers = pool.get()
+    front, back = 0, len(jobs)
+    pending: collections.deque = collections.deque()
+    while front < back or pending:
+        while front < back and len(pending) < 2 * pool.processes:
+            pending.append(workers.apply_async(extract_unit, (jobs[front],)))
+            front += 1
+        ready = [p for p in pending if p.ready()]
+        for p in ready:
+            pending.remove(p)
+            yield p.get()
+        if ready:
+            continue
+        if front < back:
+            back -= 1
+            yield extract_unit(jobs[back])
+        elif pending:
+            yield pending.popleft().get()

@@ -5,8 +5,8 @@ Output folder ``<out>/<mpp>mpp_<size>px_<overlap>px/`` holds ``patches/<slide>.h
 ``summary.md``. Every file is written atomically and the state file last, so a slide whose state
 says ``done`` and whose tile file agrees with it (count, settings, slide fingerprint) is finished;
 anything else is redone. A slide without tissue gets a state and a summary line, never an empty
-tile file. ``--workers N`` uses N processes (tile pixels in parallel with ``--save-images``, else
-whole slides in parallel); ``--shard i/n`` takes every n-th slide of the sorted list.
+tile file. ``--workers N`` uses N processes (with ``--save-images`` this one and N - 1 children
+share a slide's tiles; otherwise N children take whole slides); ``--shard i/n`` takes every n-th slide of the sorted list.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from rckd.config import RunConfig, option, save_config, to_dict
 from rckd.data.wsi import h5format
-from rckd.data.wsi.extract import extract_unit, make_jobs, release_handles
+from rckd.data.wsi.extract import LazyPool, make_jobs, release_handles, run_jobs
 from rckd.data.wsi.grid import GridGeometry, grid_coords, plan_geometry, select_tiles, tissue_fraction
 from rckd.data.wsi.inputs import SlideInput, collect_inputs, parse_shard, shard
 from rckd.data.wsi.reader import SlideReader, open_slide, require_mpp, slide_fingerprint
@@ -229,8 +229,7 @@ def _write_with_images(inp, cfg, plan, attrs, h5_path: Path, pool) -> list:
                disable=None if cfg.progress else True)
 
     def chunks():
-        results = pool.imap_unordered(extract_unit, jobs) if pool is not None else map(extract_unit, jobs)
-        for start, encoded, fails in results:
+        for start, encoded, fails in run_jobs(jobs, pool):
             failures.extend(fails)
             bar.update(sizes[start])
             yield from encoded
@@ -286,12 +285,14 @@ def run_tiling(cfg: TileConfig) -> int:
     save_config(cfg, run_dir / (f"config_shard{index}of{count}.yaml" if count > 1 else "config.yaml"))
     log.info("tiling %d slides into %s (%s)", len(slides), run_dir, to_dict(cfg)["shard"] or "no shard")
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    pool = ctx.Pool(cfg.workers) if cfg.workers > 1 else None
+    slide_parallel = cfg.workers > 1 and not cfg.save_images and len(slides) > 1
+    children = cfg.workers if slide_parallel else cfg.workers - 1  # this process extracts too
+    pool = LazyPool(ctx, children) if children > 0 else None
     states: list[dict] = []
     try:
         bar = tqdm(total=len(slides), desc="slides", unit="slide", disable=None if cfg.progress else True)
-        if pool is not None and not cfg.save_images and len(slides) > 1:
-            for state in pool.imap(_safe_tile, [(s, cfg, run_dir) for s in slides]):
+        if slide_parallel:
+            for state in pool.get().imap(_safe_tile, [(s, cfg, run_dir) for s in slides]):
                 states.append(_check(state, cfg))
                 bar.update(1)
         else:
@@ -305,8 +306,7 @@ def run_tiling(cfg: TileConfig) -> int:
         bar.close()
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.close()
         write_summary(run_dir)
     _print_table(states, run_dir)
     return 1 if any(s["status"] == "failed" for s in states) else 0
