@@ -35,7 +35,8 @@ clipping, ``task.after_step(step, total)`` after each step, scalars every ``log_
 panels from ``task.panels(batch)`` every ``image_every`` steps, and atomic checkpoints every
 ``ckpt_every`` steps and at the end (only rank 0 writes). A NaN/inf loss raises
 :class:`NonFiniteLossError` at the next log or checkpoint step, naming the step and the last
-good checkpoint, which is never overwritten by the bad state.
+good checkpoint, which is never overwritten by the bad state. A task whose loss leaves some
+trainable parameters unused sets ``find_unused_parameters = True`` (DDP needs to know).
 
 Data: ``dataset`` is any map-style dataset of sample dicts. The loop builds the DataLoader
 (``workers`` processes, pinned memory on CUDA, persistent workers) over

@@ -42,8 +42,9 @@ class PretrainTask(Task):
         self.backbone = backbone
 
     def prepare(self, x: Tensor) -> Tensor:
-        cl = any(p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last)
-                 and not p.is_contiguous() for p in self.backbone.parameters())
+        """Normalise float images in [0, 1] for the backbone, in its conv weights' memory format."""
+        w = next((p for p in self.backbone.parameters() if p.ndim == 4 and p.shape[-1] > 1), None)
+        cl = w is not None and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last)
         return normalize(x, self.backbone.mean, self.backbone.std, channels_last=cl)
 
     @staticmethod

@@ -35,6 +35,7 @@ class PretrainConfig(TrainConfig):
     steps: int = option(1000, help="optimizer steps")
     batch_size: int = option(32, help="images per process per micro-batch")
     warmup_steps: int = option(20, help="linear warm-up steps")
+    eval_every: int = option(250, help="run the kNN/linear health probes every N steps (0: off)")
     method: str = option("rckd", help="pretraining method", choices=tuple(METHODS))
     backbone: str = option("resnet18", help="student backbone (resnet18, csat or a timm name)")
     pool: str = option("synthetic", help="unlabeled pool: 'synthetic', an h5 tile set (file or "
