@@ -82,7 +82,7 @@ def run_one(args: argparse.Namespace) -> dict:
     tiles, cache = Path(args.tiles), Path(args.cache)
     out = Path(args.work) / f"run_{args.method}_{args.backbone}_{args.size}"
     device = torch.device(args.device)
-    pool = build_pool(str(tiles), args.size, 0.5, 0)
+    pool = build_pool(str(tiles), args.size, 0.5, 0, memory_limit_mb=0)  # lazy h5 reads, as at scale
     if args.method == "rckd":
         pool = CachedResponses(pool, cache)
     data_rate = loader_rate(pool, args.batch_size, args.workers, args.warmup + args.steps,
@@ -92,7 +92,7 @@ def run_one(args: argparse.Namespace) -> dict:
                          batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0,
                          log_every=args.warmup, workers=args.workers, precision=args.precision,
                          channels_last=True, compile=args.compile, probe_size=0, resume=False,
-                         tensorboard=False, moco_queue=4096)
+                         tensorboard=False, moco_queue=4096, pool_memory_mb=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     pretrain(cfg)

@@ -2,8 +2,9 @@
 
 ``build_pool("synthetic", ...)`` is the default (no downloads); a path to an ``.h5`` file or a
 folder holding ``.h5`` tile sets (from ``rckd tile``) gives :class:`rckd.data.tiles.H5TileDataset`;
-any other folder is read as images by :class:`rckd.data.tiles.ImageFolderTiles`. Small pools are
-materialised in memory once (in parallel workers) so that epochs after the first cost nothing.
+any other folder is read as images by :class:`rckd.data.tiles.ImageFolderTiles`. Pools that fit
+in ``memory_limit_mb`` are materialised in memory once (in parallel workers) so that epochs
+after the first cost nothing; larger ones are read lazily by the DataLoader workers.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class MemoryDataset(Dataset):
         self.data = {k: torch.cat(v) for k, v in parts.items()}
         self.mpp = float(getattr(dataset, "mpp"))
         self.classes = getattr(dataset, "classes", None)
+        self.files = getattr(dataset, "files", None)  # tile sets, for matching response caches
 
     def __len__(self) -> int:
         return len(next(iter(self.data.values())))
@@ -55,15 +57,17 @@ def build_pool(spec: str, image_size: int, mpp: float, n: int, seed: int = 0,
         from rckd.data.synthetic import SyntheticDataset
 
         pool: Dataset = SyntheticDataset(n, seed=seed, size=image_size, mpp=mpp, task="unlabeled")
-        if n * 3 * image_size ** 2 <= memory_limit_mb * 2 ** 20:
-            pool = MemoryDataset(pool, workers=workers)
-        return pool
-    path = Path(spec)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: pool not found (use 'synthetic', an h5 tile set or an image folder)")
-    from rckd.data import tiles
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: pool not found (use 'synthetic', an h5 tile set or an image folder)")
+        from rckd.data import tiles
 
-    if _has_h5(path):  # a folder: every tile set below it, in sorted order (as CachedResponses)
-        files = [path] if path.is_file() else sorted(path.rglob("*.h5"))
-        return tiles.H5TileDataset(files, slide_root=slide_root, size=image_size)
-    return tiles.ImageFolderTiles(path, image_size, mpp)
+        if _has_h5(path):  # a folder: every tile set below it, in sorted order (as CachedResponses)
+            files = [path] if path.is_file() else sorted(path.rglob("*.h5"))
+            pool = tiles.H5TileDataset(files, slide_root=slide_root, size=image_size)
+        else:
+            pool = tiles.ImageFolderTiles(path, image_size, mpp)
+    if len(pool) * 3 * image_size ** 2 <= memory_limit_mb * 2 ** 20:
+        pool = MemoryDataset(pool, workers=workers)
+    return pool

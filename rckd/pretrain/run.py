@@ -41,14 +41,16 @@ class PretrainConfig(TrainConfig):
     pool: str = option("synthetic", help="unlabeled pool: 'synthetic', an h5 tile set (file or "
                                          "folder) or an image folder")
     pool_size: int = option(1024, help="tiles in the synthetic pool")
+    pool_memory_mb: int = option(1024, help="pools up to this size are held in memory (0: always "
+                                            "read lazily by the DataLoader workers)")
     slide_root: str = option("", help="slides of an h5 tile set saved without pixels")
     image_size: int = option(384, help="student input side in pixels (assumed 384)")
     mpp: float = option(0.5, help="microns/pixel of synthetic tiles and image folders")
     teacher: str = option("default", help="nuclei teacher for rckd (registry name or file)")
     teacher_cache: str = option("", help="h5 response cache from 'rckd teacher predict' "
                                          "(default: teacher run on the fly)")
-    precompute_targets: bool = option(True, help="rckd with an in-memory pool: run the teacher "
-                                                 "once per tile up front instead of every epoch")
+    precompute_targets: bool = option(True, help="rckd with an in-memory pool seen at least once: "
+                                                 "run the teacher once per tile up front, not every epoch")
     distill_loss: str = option("bce", help="rckd loss (assumed: soft BCE)", choices=("bce", "kl"))
     temperature: float = option(1.0, help="KL temperature (distill_loss=kl)")
     decoder_width: int = option(64, help="channels of the rckd dense decoder")
@@ -111,7 +113,8 @@ def _pool(cfg: PretrainConfig):
     from rckd.pretrain.pools import build_pool
 
     pool = build_pool(cfg.pool, cfg.image_size, cfg.mpp, cfg.pool_size, seed=cfg.seed,
-                      slide_root=cfg.slide_root or None, workers=cfg.workers)
+                      slide_root=cfg.slide_root or None, memory_limit_mb=cfg.pool_memory_mb,
+                      workers=cfg.workers)
     if cfg.method == "rckd" and cfg.teacher_cache:
         from rckd.pretrain.cache import CachedResponses
 
@@ -152,8 +155,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         pool = _pool(cfg)
         mpp = float(pool.mpp)
         task = build_task(cfg, mpp)
+        seen = cfg.steps * cfg.batch_size * cfg.accum_steps * info.world_size
         if cfg.method == "rckd" and cfg.precompute_targets and isinstance(pool, MemoryDataset) \
-                and "target" not in pool.data:
+                and "target" not in pool.data and seen >= len(pool):  # cheaper only from one epoch on
             pool.data["target"] = precompute_targets(task.teacher, pool.data["image"], mpp,
                                                      info.device, cfg.batch_size)
         if info.is_main:
