@@ -158,7 +158,7 @@ def test_cached_responses_feed_rckd_without_teacher(tmp_path):
     assert torch.equal(cached[3]["target"], torch.from_numpy(responses[3]))
     assert torch.equal(cached[3]["image"], pool[3]["image"])
     cfg = _cfg(tmp_path, method="rckd", pool_size=16, batch_size=8, steps=2, teacher="no-such-teacher",
-               teacher_cache=str(tmp_path / "cache.h5"))
+               teacher_cache=str(tmp_path / "cache.h5"), distill_loss="kl", temperature=2.0)
     assert pretrain(cfg).is_file()  # the teacher is never looked up
     with pytest.raises(ValueError, match="16 cached responses for a pool of 8"):
         CachedResponses(build_pool("synthetic", 32, 0.5, 8), tmp_path / "cache.h5")
@@ -208,3 +208,28 @@ def test_pretrain_from_tile_sets_and_teacher_cache(tmp_path):
                image_size=64, batch_size=8, steps=3, teacher="no-such-teacher")
     assert pretrain(cfg).is_file()
     assert len(read_metrics(cfg.out)) == 3
+
+
+def test_moco_queue_and_momentum_update():
+    from rckd.models.backbones import create_backbone
+    from rckd.pretrain.moco import MoCoTask
+
+    torch.manual_seed(0)
+    task = MoCoTask(create_backbone("test_resnet"), size=32, dim=8, queue=10, momentum=0.5, augment=False)
+    keys = [torch.nn.functional.normalize(torch.randn(8, 8), dim=1) for _ in range(2)]
+    q0 = [p.detach().clone() for p in task.head.parameters()]
+    k0 = [p.detach().clone() for p in task.key_head.parameters()]
+    with torch.no_grad():
+        for p in task.head.parameters():
+            p.add_(1.0)
+    for k in keys:
+        task._pending = [k]
+        task.after_step(1, 10)
+    assert int(task.queue_ptr) == 6  # 16 keys through a queue of 10: wrapped once
+    assert torch.allclose(task.queue[:6], keys[1][2:])   # second batch wrapped to the front
+    assert torch.allclose(task.queue[6:8], keys[0][6:])  # the oldest keys left
+    assert torch.allclose(task.queue[8:], keys[1][:2])
+    # two momentum updates with m = 0.5 towards the (shifted) query head
+    for pk, a, b in zip(task.key_head.parameters(), k0, q0):
+        expected = 0.25 * a + 0.75 * (b + 1.0)
+        assert torch.allclose(pk, expected, atol=1e-6)
