@@ -1,1 +1,14 @@
-"""rckd.models.teachers."""
+"""Nuclei teachers: the learned U-Net (shipped, the default), the classical fallback, a registry.
+
+``get_teacher(name="default", device="cpu") -> Teacher``; ``Teacher.response(images, mpp)`` gives
+the nuclei probability (B, 1, H, W) at the input resolution (the teacher runs at its own mpp).
+See :mod:`~rckd.models.teachers.registry` (names, weights, checksums),
+:mod:`~rckd.models.teachers.training` (``rckd teacher train``),
+:mod:`~rckd.models.teachers.evaluate` (``rckd teacher eval``) and
+:mod:`~rckd.models.teachers.predict` (``rckd teacher predict``).
+"""
+
+from rckd.models.teachers.base import Teacher
+from rckd.models.teachers.registry import get_teacher, list_teachers, register_teacher, registry
+
+__all__ = ["Teacher", "get_teacher", "list_teachers", "register_teacher", "registry"]

@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import shared_path
 from rckd.data.datasets.monuseg import (MONUSEG_MPP, MoNuSeg, find_items, rasterize_polygons,
                                         read_aperio_polygons, read_instances)
 
@@ -21,19 +20,13 @@ def _xml(*regions: str) -> str:
             '</Regions></Annotation></Annotations>')
 
 
-def test_rasterize_counts_pixel_centres_inside():
-    polys, mpp = read_aperio_polygons_from_text(_xml(SQUARE))
+def test_rasterize_counts_pixel_centres_inside(tmp_path):
+    (tmp_path / "a.xml").write_text(_xml(SQUARE))
+    polys, mpp = read_aperio_polygons(tmp_path / "a.xml")
     assert mpp == pytest.approx(0.2527)
     inst = rasterize_polygons(polys, (10, 10))
     # pixel centres at i + 0.5 lie inside [1, 5] for i = 1..4: a 4 x 4 block
     assert inst.sum() == 16 and inst[1:5, 1:5].all() and inst[0].sum() == 0
-
-
-def read_aperio_polygons_from_text(text, tmp=None):
-    import tempfile, pathlib
-    d = pathlib.Path(tempfile.mkdtemp())
-    (d / "a.xml").write_text(text)
-    return read_aperio_polygons(d / "a.xml")
 
 
 def test_official_layout_fake_tree(tmp_path):
@@ -76,20 +69,22 @@ def test_errors(tmp_path):
         find_items(tmp_path)
 
 
-def test_shared_masks_agree_with_xml():
+def test_shared_masks_agree_with_xml(shared_data):
     """Rasterised XML vs the stored instance masks on the 13 shared images with XML.
 
     Measured foreground IoU: 0.915-0.973 (the stored masks sit ~half a pixel up-left, MATLAB's
     1-based poly2mask); nucleus counts equal within 1. Threshold 0.9 leaves margin below 0.915.
     """
-    root = shared_path("monuseg", "train")
+    root = shared_data / "monuseg" / "train"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found")
     items = find_items(root)
     assert len(items) == 30
     with_xml = [it for it in items if it.xml is not None]
     assert len(with_xml) == 13
     for it in with_xml:
         polys, mpp = read_aperio_polygons(it.xml)
-        assert mpp == pytest.approx(0.2527)
+        assert mpp is None or 0.24 < mpp < 0.26  # files say 0.2456-0.2527 (one says nothing)
         stored = read_instances(it.instances)
         raster = rasterize_polygons(polys, stored.shape)
         a, b = raster > 0, stored > 0

@@ -1,0 +1,164 @@
+"""The teacher registry: names -> how to build the teacher, where its weights are, their sha256.
+
+Built in:
+
+- ``monuseg-unet`` (alias ``default``): the learned U-Net teacher shipped in ``rckd/weights/``,
+  trained on MoNuSeg 2018 (CC BY-NC-SA 4.0; see ``rckd/weights/MODEL_CARD.md``);
+- ``classical``: colour deconvolution + Otsu + morphology, no weights; the fallback.
+
+Any teacher checkpoint written by ``rckd teacher train`` (``<stem>.safetensors`` + ``<stem>.json``)
+can be used by passing its path as the name, or registered under a name with
+:func:`register_teacher`. The shipped file's sha256 is pinned here; a missing file or a wrong
+checksum raises an error naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+
+from rckd.config import option
+from rckd.io import sha256_file
+from rckd.models.teachers.base import Teacher
+
+__all__ = ["TeacherEntry", "TeacherListConfig", "get_teacher", "list_teachers", "register_teacher",
+           "registry", "teacher_status", "load_teacher_file", "WEIGHTS_DIR", "DEFAULT_TEACHER"]
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+DEFAULT_TEACHER = "monuseg-unet"
+_ALIASES = {"default": DEFAULT_TEACHER}
+IMAGENET_NORM = "mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)"
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherEntry:
+    """One registered teacher."""
+
+    name: str
+    architecture: str
+    mpp: float
+    normalisation: str
+    out_channels: int
+    path: str | None = None
+    sha256: str | None = None
+    description: str = ""
+
+
+_REGISTRY: dict[str, TeacherEntry] = {
+    "monuseg-unet": TeacherEntry(
+        "monuseg-unet", "unet (half-width resnet18 encoder + dense decoder + full-res skip)", 0.5,
+        IMAGENET_NORM, 2, str(WEIGHTS_DIR / "monuseg_unet.safetensors"),
+        "PENDING", "learned nuclei + boundary segmenter trained on 24 MoNuSeg 2018 images"),
+    "classical": TeacherEntry(
+        "classical", "classical (rgb2hed hematoxylin + Otsu + opening)", 0.25, "none (optical density)",
+        1, None, None, "deterministic, no weights; the fallback"),
+}
+
+
+def registry() -> dict[str, TeacherEntry]:
+    """A copy of the registry (name -> entry)."""
+    return dict(_REGISTRY)
+
+
+def register_teacher(name: str, path: str | Path, sha256: str | None = None) -> TeacherEntry:
+    """Register a teacher checkpoint under ``name`` (its checksum pinned now unless given)."""
+    from rckd.models.weights import load_weights, weights_paths
+    st_path, _ = weights_paths(path)
+    _, meta = load_weights(st_path)
+    t = meta.get("teacher") or {}
+    entry = TeacherEntry(name, str(t.get("architecture", meta.get("architecture", "?"))),
+                         float(t.get("mpp", 0.5)), f"mean {tuple(t.get('mean', ()))}, std {tuple(t.get('std', ()))}",
+                         int(t.get("out_channels", 2)), str(st_path), sha256 or sha256_file(st_path),
+                         "registered file")
+    _REGISTRY[name] = entry
+    return entry
+
+
+def _check_file(entry: TeacherEntry) -> Path:
+    path = Path(entry.path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights of teacher '{entry.name}' not found "
+                                "(reinstall rckd, train one with 'rckd teacher train', or use --teacher classical)")
+    actual = sha256_file(path)
+    if entry.sha256 and actual != entry.sha256:
+        raise ValueError(f"{path}: sha256 {actual[:16]}... does not match the registry's "
+                         f"{entry.sha256[:16]}... for teacher '{entry.name}' (file corrupt or replaced)")
+    return path
+
+
+def load_teacher_file(path: str | Path, device: str | torch.device = "cpu", name: str | None = None) -> Teacher:
+    """Build a learned teacher from a checkpoint written by ``rckd teacher train`` (checksum verified)."""
+    from rckd.models.teachers.unet import UNetTeacher
+    from rckd.models.weights import load_weights
+    state, meta = load_weights(path)
+    t = meta.get("teacher")
+    if not t or t.get("architecture") != "unet":
+        raise ValueError(f"{path}: not a teacher checkpoint (no 'teacher' entry with architecture 'unet')")
+    model = UNetTeacher(t["encoder"], mpp=t["mpp"], width=t["width"], skip=t["skip"],
+                        encoder_kwargs=t.get("encoder_kwargs"), name=name or t.get("name", "unet"),
+                        postprocess_params=t.get("postprocess"))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval().to(device)
+
+
+def get_teacher(name: str = "default", device: str | torch.device = "cpu") -> Teacher:
+    """The teacher ``name`` ("default", "classical", a registered name or a checkpoint path), eval mode.
+
+    Raises:
+        FileNotFoundError: its weights are missing.
+        ValueError: unknown name, or the weights' checksum does not match.
+    """
+    key = _ALIASES.get(name, name)
+    if key == "classical":
+        from rckd.models.teachers.classical import ClassicalTeacher
+        return ClassicalTeacher().eval()
+    if key in _REGISTRY:
+        entry = _REGISTRY[key]
+        return load_teacher_file(_check_file(entry), device, name=key)
+    path = Path(name)
+    if path.suffix in (".safetensors", ".json") or path.with_name(path.name + ".safetensors").is_file():
+        return load_teacher_file(path, device)
+    raise ValueError(f"unknown teacher {name!r}: use one of {', '.join(['default', *_REGISTRY])} "
+                     "or the path of a teacher .safetensors")
+
+
+def teacher_status() -> list[tuple[str, str]]:
+    """``(name, status)`` per registered teacher: 'ok', 'missing ...' or 'checksum mismatch'."""
+    out = []
+    for name, entry in _REGISTRY.items():
+        if entry.path is None:
+            out.append((name, "ok (no weights needed)"))
+            continue
+        try:
+            _check_file(entry)
+            out.append((name, f"ok ({entry.path})"))
+        except (OSError, ValueError) as exc:
+            out.append((name, str(exc).split(" (")[0]))
+    return out
+
+
+@dataclasses.dataclass
+class TeacherListConfig:
+    """List registered nuclei teachers: architecture, mpp, normalisation, outputs, weights, sha256."""
+
+    check: bool = option(True, help="verify each weight file's checksum")
+
+
+def list_teachers(cfg: TeacherListConfig | None = None) -> int:
+    """Print the registry as a table (the CLI's ``rckd teacher list``)."""
+    cfg = cfg or TeacherListConfig()
+    status = dict(teacher_status()) if cfg.check else {}
+    rows = [("name", "architecture", "mpp", "normalisation", "out", "path", "sha256", "status")]
+    for name, e in _REGISTRY.items():
+        label = f"{name} (default)" if name == DEFAULT_TEACHER else name
+        rows.append((label, e.architecture, f"{e.mpp:g}", e.normalisation, str(e.out_channels),
+                     e.path or "-", (e.sha256 or "-")[:16], status.get(name, "-")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
