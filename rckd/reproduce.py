@@ -15,7 +15,8 @@ A run whose ``results.json`` (or ``backbone.safetensors`` + ``pretrain.json``) e
 so an interrupted grid resumes where it stopped. Dataset roots are relative to ``data_root``
 (default ``../shared/data``), so the same grid runs against another copy of the data with
 ``data_root=/path``. The grid YAML holds overrides of :class:`ReproduceConfig`; options typed on
-the command line win over it.
+the command line win over it (mappings are merged key by key, so
+``pretrain_methods.rckd.teacher=PATH`` changes only that key).
 """
 
 from __future__ import annotations
@@ -85,9 +86,21 @@ def resolve_grid(cfg: ReproduceConfig) -> ReproduceConfig:
         raise ValueError(f"one grid file expected, got {len(cfg.grid)}: {' '.join(cfg.grid)}")
     merged = load_config(ReproduceConfig, cfg.grid[0])
     defaults = ReproduceConfig()
-    changes = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-               if getattr(cfg, f.name) != getattr(defaults, f.name)}
+    changes = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value != getattr(defaults, f.name):
+            base = getattr(merged, f.name)
+            changes[f.name] = _deep_merge(base, value) if isinstance(value, dict) else value
     return dataclasses.replace(merged, **changes)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` merged in, nested mappings merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _columns(cfg: ReproduceConfig) -> list[Column]:

@@ -96,8 +96,11 @@ def test_changed_config_makes_a_run_stale(tmp_path, monkeypatch):
 def test_command_line_wins_over_grid_file(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump(GRID))
-    cfg = rp.resolve_grid(rp.ReproduceConfig(grid=[str(grid)], seeds=[7], data_root="/data"))
+    cfg = rp.resolve_grid(rp.ReproduceConfig(grid=[str(grid)], seeds=[7], data_root="/data",
+                                             datasets={"glas": {"options": {"x": 1}}}))
     assert cfg.seeds == [7] and cfg.data_root == "/data" and cfg.inits == GRID["inits"]
+    assert cfg.datasets["glas"] == {**GRID["datasets"]["glas"], "options": {"x": 1}}
+    assert cfg.datasets["cls"] == GRID["datasets"]["cls"]
     assert rp._root(cfg, "glas") == "/data/glas" and rp._root(cfg, "/abs/x") == "/abs/x"
     with pytest.raises(ValueError, match="unknown init"):
         rp.reproduce(rp.ReproduceConfig(grid=[str(grid)], inits=["dino"], out=str(tmp_path / "o")))
