@@ -25,7 +25,6 @@ import numpy as np
 from PIL import Image
 
 from rckd.data.wsi.grid import GridGeometry
-from rckd.data.wsi.h5format import encode_chunk
 from rckd.data.wsi.reader import SlideReader, open_slide
 
 __all__ = ["ExtractJob", "resize_tile", "read_tile", "read_tiles", "extract_unit",
@@ -142,19 +141,36 @@ def _retry_tiles(reader, coords, geom, group, out, failures) -> None:
         reader.reopen()
 
 
-def _encode(tiles: np.ndarray, compression: str) -> bytes:
-    if compression == "gzip":
-        try:
-            import imagecodecs
+PROBE_BYTES = 1 << 15   # lzf: bytes of a chunk compressed first to see whether it pays
+MIN_SAVING = 0.10       # lzf: chunks saving less than this are stored raw (filter skipped)
 
-            return bytes(imagecodecs.deflate_encode(np.ascontiguousarray(tiles), level=1))
-        except ImportError:  # pragma: no cover - imagecodecs is a dependency
-            return encode_chunk(tiles, level=1)
+
+def _encode(tiles: np.ndarray, compression: str) -> tuple[bytes, int]:
+    """Encode one chunk; returns (data, HDF5 filter mask: 1 = stored raw, filter skipped).
+
+    With lzf a chunk whose 32 KiB sample (8 blocks spread over it) shrinks by less than ``MIN_SAVING`` is stored raw, as
+    HDF5 itself does with optional filters: decoded tissue barely compresses (~8 %) at more
+    CPU than decoding it took, while glass and pale chunks compress many-fold.
+    """
+    raw = np.ascontiguousarray(tiles)
+    if compression == "gzip":
+        import imagecodecs
+
+        return bytes(imagecodecs.deflate_encode(raw, level=1)), 0
     if compression == "lzf":
         import imagecodecs
 
-        return bytes(imagecodecs.lzf_encode(np.ascontiguousarray(tiles), header=False))
-    return np.ascontiguousarray(tiles).tobytes()
+        flat = raw.reshape(-1)
+        block = 4096
+        starts = np.linspace(0, max(flat.size - block, 0), PROBE_BYTES // block).astype(np.int64)
+        sample = np.concatenate([flat[i:i + block] for i in starts])
+        probe = imagecodecs.lzf_encode(sample, header=False)
+        if len(probe) <= (1 - MIN_SAVING) * sample.size:
+            data = bytes(imagecodecs.lzf_encode(raw, header=False))
+            if len(data) < raw.nbytes:
+                return data, 0
+        return raw.tobytes(), 1
+    return raw.tobytes(), 0
 
 
 def extract_unit(job: ExtractJob) -> tuple[int, list[tuple[int, bytes, int]], list[tuple[int, str]]]:
@@ -171,10 +187,7 @@ def extract_unit(job: ExtractJob) -> tuple[int, list[tuple[int, bytes, int]], li
         if len(part) < k:
             pad = np.zeros((k - len(part),) + part.shape[1:], np.uint8)
             part = np.concatenate([part, pad])
-        data = _encode(part, job.compression)
-        mask = 0
-        if job.compression == "lzf" and len(data) >= part.nbytes:
-            data, mask = part.tobytes(), 1  # lzf gives up on incompressible data: store raw
+        data, mask = _encode(part, job.compression)
         chunks.append(((job.start + c) // k, data, mask))
     return job.start, chunks, [(job.start + i, msg) for i, msg in failures]
 
@@ -194,6 +207,9 @@ def make_jobs(slide_path: str, mpp: float | None, geom: GridGeometry, coords: np
 def release_handles() -> None:
     """Close this process's cached slide handle (after a slide is done)."""
     _HANDLES.close()
+
+
+MIN_PARALLEL_TILES = 256  # smaller slides are done in this process: forking costs more than it saves
 
 
 class LazyPool:
@@ -225,7 +241,8 @@ def run_jobs(jobs: list[ExtractJob], pool: LazyPool | None) -> Iterator[tuple]:
     through it from the back, so ``--workers N`` keeps N processes busy with N - 1 children
     and only the children's pixels cross a process boundary.
     """
-    if pool is None or pool.processes < 1 or len(jobs) < 2:
+    if pool is None or pool.processes < 1 or len(jobs) < 2 \
+            or sum(len(j.coords) for j in jobs) < MIN_PARALLEL_TILES:
         yield from map(extract_unit, jobs)
         return
     workers = pool.get()

@@ -46,10 +46,10 @@ def test_attributes_carry_all_three_vocabularies(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # no temporary files left
 
 
-@pytest.mark.parametrize("compression", ["gzip", "lzf", "none"])
-def test_images_roundtrip_through_direct_chunks(tmp_path, compression):
+@pytest.mark.parametrize("compression,noise", [("gzip", 255), ("lzf", 255), ("lzf", 2), ("none", 255)])
+def test_images_roundtrip_through_direct_chunks(tmp_path, compression, noise):
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    image = ((0 if noise == 255 else 200) + rng.integers(0, noise, (64, 64, 3))).astype(np.uint8)
     from PIL import Image
     Image.fromarray(image).save(tmp_path / "img.png")
     geom = plan_geometry(0.5, 0.5, 16)
@@ -57,6 +57,9 @@ def test_images_roundtrip_through_direct_chunks(tmp_path, compression):
     job = ExtractJob(str(tmp_path / "img.png"), 0.5, geom, 0, coords, 4, compression, fast=False)
     _, chunks, failures = extract_unit(job)
     assert failures == [] and len(chunks) == 3
+    if compression == "lzf":  # noise does not compress: those chunks are stored raw (filter skipped)
+        assert [c[2] for c in chunks[:2]] == ([1, 1] if noise == 255 else [0, 0])
+        assert (len(chunks[0][1]) == 4 * 16 * 16 * 3) == (noise == 255)
     path = h5format.write_tile_set(tmp_path / "t.h5", coords, {"patch_size": 16}, chunks=chunks,
                                    image_size=16, chunk_tiles=4, compression=compression)
     with h5py.File(path) as f:

@@ -169,7 +169,9 @@ def test_plain_image_input(tmp_path, slides):
     assert len(_read(_run_dir(every) / "patches" / "field.h5")[0]) == (300 // 64) * (500 // 64)
 
 
-def test_workers_and_shards_match_serial(tmp_path, slides):
+def test_workers_and_shards_match_serial(tmp_path, slides, monkeypatch):
+    from rckd.data.wsi import extract
+    monkeypatch.setattr(extract, "MIN_PARALLEL_TILES", 0)  # use the pool even for this small slide
     serial = _cfg(tmp_path / "a", [slides["tissue"]], save_images=True)
     run_tiling(serial)
     par = _cfg(tmp_path / "b", [slides["tissue"]], save_images=True, workers=2)
