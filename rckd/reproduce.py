@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 #: config keys that may differ between a finished run and the grid without making it stale
 VOLATILE = frozenset({"out", "device", "threads", "workers", "log_every", "tensorboard",
                       "eval_batch_size", "image_every", "ckpt_every", "keep_checkpoints", "resume",
-                      "compile", "save_model", "tags"})
+                      "compile", "save_model", "tags", "eval_every", "probe_size", "pool_memory_mb"})
 
 #: initialisations that need a pretraining run (method name in rckd.pretrain.METHODS)
 PRETRAINED = ("barlow", "moco", "rckd")
@@ -118,8 +118,11 @@ def _columns(cfg: ReproduceConfig) -> list[Column]:
 
 
 def config_changes(saved: dict, current: dict) -> list[str]:
-    """Keys (outside :data:`VOLATILE`) whose values differ between two resolved configs."""
-    keys = (set(saved) | set(current)) - VOLATILE
+    """Keys (outside :data:`VOLATILE`) in both resolved configs whose values differ.
+
+    A key only one side has (an option added to rckd after the run) does not count.
+    """
+    keys = (set(saved) & set(current)) - VOLATILE
     return sorted(k for k in keys if saved.get(k) != current.get(k))
 
 
