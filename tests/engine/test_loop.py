@@ -113,9 +113,13 @@ def test_accumulation_matches_larger_batch(tmp_path):
     assert not torch.allclose(sa["net.0.weight"], init["net.0.weight"])
 
 
-def test_bf16_autocast_on_cpu(tmp_path):
-    cfg = _cfg(tmp_path, precision="bf16", steps=6, channels_last=True)
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_on_cpu(tmp_path, precision):
+    """The GPU code paths (autocast; GradScaler for fp16) run on CPU too."""
+    cfg = _cfg(tmp_path, precision=precision, steps=6, channels_last=True, grad_clip=1.0)
     res = _run(cfg)
     losses = _losses(cfg.out)
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
     assert res.images_per_s > 0
+    _, _, resume = load_checkpoint(res.checkpoint)
+    assert resume["scaler"] == {} if precision == "bf16" else resume["scaler"]["scale"] > 0
