@@ -4,8 +4,10 @@ A tile set is one h5 file per slide:
 
 - dataset ``coords`` (N, 2) int64: level-0 top-left (x, y) of each tile, row-major order;
 - optional dataset ``imgs`` (N, H, W, 3) uint8: the tile pixels at the target mpp, chunked a few
-  tiles per chunk and compressed with h5py's built-in lzf (default: about 3x cheaper than gzip,
-  which saves only ~12 % more on decoded H&E) or gzip (readable by any HDF5 tool), or stored raw;
+  tiles per chunk and compressed with h5py's built-in lzf (default; chunks that would shrink
+  by less than 10 %, i.e. most decoded tissue, are stored raw with the filter marked skipped,
+  as HDF5 does for optional filters) or gzip (readable by any HDF5 tool, ~3x lzf's CPU), or
+  stored raw;
 - attributes on ``coords`` (where CLAM and TRIDENT put theirs), in three families:
   CLAM ``patch_size``, ``patch_level``, ``downsample``, ``level_dim``, ``downsampled_level_dim``,
   ``name``; TRIDENT ``patch_size``, ``patch_size_level0``, ``level0_width``, ``level0_height``,

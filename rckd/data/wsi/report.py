@@ -61,7 +61,7 @@ def render_thumbnail(thumb: np.ndarray, mask: np.ndarray, coords: np.ndarray, si
 def save_thumbnail(img: Image.Image, path: str | Path) -> Path:
     """Write a PNG atomically."""
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+        img.save(tmp, format="PNG", compress_level=1)
     return Path(path)
 
 
