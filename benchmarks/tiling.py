@@ -173,8 +173,8 @@ def render(results: dict, meta: dict) -> str:
               "(filter skipped) and compresses the ones that pay (glass, pale or blank areas); gzip "
               "compresses everything and is there for HDF5 tools without the lzf filter.",
               "- Pixels come from the file's own tiles decoded by imagecodecs (Aperio, generic TIFF), "
-              "row-major strips cut into tiles; the naive loop pays OpenSlide's per-call compositing "
-              "and re-decodes each stored tile for every tile that overlaps it.", ""]
+              "row-major strips cut into tiles; the naive loop pays OpenSlide's per-call work (cairo "
+              "compositing, premultiplied RGBA, a PIL image) for every tile.", ""]
     lines += ["", "- *coords*: open + bounded thumbnail + tissue mask + grid + tissue filter, no pixels.",
               "- *rckd wN lzf/gzip/raw*: `rckd tile --save-images --workers N --image-compression "
               "lzf|gzip|none` (lzf is the default), "
