@@ -183,3 +183,24 @@ def test_workers_and_shards_match_serial(tmp_path, slides, monkeypatch):
         run_tiling(_cfg(tmp_path / "c", two, shard=f"{i}/2", workers=2))
     states = sorted(p.name for p in (_run_dir(_cfg(tmp_path / "c", two)) / "state").iterdir())
     assert states == ["blank.json", "other.json", "tissue.json"]
+
+
+def test_unreadable_tiles_are_left_out_and_recorded(tmp_path, slides, monkeypatch):
+    from rckd.data.wsi.reader import OpenSlideReader
+    real = OpenSlideReader.read_region
+
+    def flaky(self, location, level, size):
+        if level == 0 and location[0] + size[0] > 640 and location[0] < 768:  # a corrupt column
+            raise OSError("Corrupt JPEG data")
+        return real(self, location, level, size)
+
+    monkeypatch.setattr(OpenSlideReader, "read_region", flaky)
+    cfg = _cfg(tmp_path, [slides["tissue"]], save_images=True, min_tissue=0.0, tissue_detection=False)
+    assert run_tiling(cfg) == 0
+    coords, imgs, _ = _read(_run_dir(cfg) / "patches" / "tissue.h5")
+    state = read_json(_run_dir(cfg) / "state" / "tissue.json")
+    assert sorted({f["x"] for f in state["failed_tiles"]}) == [640]
+    assert len(state["failed_tiles"]) == 8 and "Corrupt JPEG" in state["failed_tiles"][0]["error"]
+    assert len(coords) == state["n_tiles"] == 12 * 8 - 8 and 640 not in coords[:, 0]
+    assert len(np.unique(coords, axis=0)) == len(coords) and len(imgs) == len(coords)
+    assert "8 unreadable tiles skipped" in (_run_dir(cfg) / "summary.md").read_text()
