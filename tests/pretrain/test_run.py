@@ -233,3 +233,20 @@ def test_moco_queue_and_momentum_update():
     for pk, a, b in zip(task.key_head.parameters(), k0, q0):
         expected = 0.25 * a + 0.75 * (b + 1.0)
         assert torch.allclose(pk, expected, atol=1e-6)
+
+
+def test_pretrain_on_an_image_folder(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    pool = SyntheticDataset(16, seed=4, size=48, task="unlabeled")
+    for i in range(16):
+        Image.fromarray(pool[i]["image"].permute(1, 2, 0).numpy()).save(folder / f"tile_{i:02d}.png")
+    cfg = _cfg(tmp_path, method="barlow", pool=str(folder), image_size=32, batch_size=8, steps=2)
+    assert pretrain(cfg).is_file()
+    import json
+    summary = json.loads((tmp_path / "run" / "pretrain.json").read_text())
+    assert summary["steps"] == 2 and summary["method"] == "barlow"
+    with pytest.raises(FileNotFoundError, match="pool not found"):
+        pretrain(_cfg(tmp_path / "x", method="barlow", pool=str(tmp_path / "missing")))
