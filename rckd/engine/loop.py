@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -189,6 +190,9 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
     scaler = torch.amp.GradScaler(info.device.type, enabled=dtype == torch.float16)
     optimizer = _optimizer(task, cfg)
     start, rng = _resume(task, optimizer, scaler, cfg, run_config, info.rank)
+    if not cfg.resume and info.is_main:  # starting over: no stale checkpoints of an earlier run
+        shutil.rmtree(Path(cfg.out) / ckpt.CHECKPOINT_DIR, ignore_errors=True)
+    barrier()
     if cfg.compile:
         for module in task.compile_targets():
             module.compile()

@@ -81,9 +81,11 @@ def test_resume_refused_when_config_differs(tmp_path):
     # keys that may change (workers, log cadence) do not block resumption
     res = _run(dataclasses.replace(cfg, log_every=2, image_every=0))
     assert res.step == 4
-    # resume=false starts over
-    res = _run(dataclasses.replace(cfg, lr=1e-2, resume=False))
-    assert res.step == 4 and len(res.history) == 4
+    # resume=false starts over, leaving no checkpoint of the earlier run behind
+    res = _run(dataclasses.replace(cfg, lr=1e-2, resume=False, steps=2, ckpt_every=1))
+    assert res.step == 2 and len(res.history) == 2
+    kept = sorted(p.name for p in (Path(cfg.out) / "checkpoints").glob("step_*"))
+    assert kept == ["step_00000001", "step_00000002"]
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
