@@ -3,7 +3,7 @@
 Scalars go to ``<out>/tb`` (TensorBoard) and, one JSON object per logged step, to
 ``<out>/metrics.jsonl`` (``{"step": 10, "train/loss": 0.41, "train/lr": 1e-3, ...}``). A resumed
 run first drops what was logged after the checkpoint it resumes from, in both places, so the
-curves stay single-valued. On other ranks every method is a no-op.
+curves stay single-valued; a fresh start (step 0) drops an earlier run's logs in the folder. On other ranks every method is a no-op.
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ class RunLogger:
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
+
+            if not start_step:  # a fresh start: the curves of an earlier run in this folder go
+                for old in (self.out / "tb").glob("events.out.tfevents.*"):
+                    old.unlink()
 
             self.writer = SummaryWriter(str(self.out / "tb"), purge_step=start_step + 1 if start_step else None)
 

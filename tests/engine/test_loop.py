@@ -86,6 +86,11 @@ def test_resume_refused_when_config_differs(tmp_path):
     assert res.step == 2 and len(res.history) == 2
     kept = sorted(p.name for p in (Path(cfg.out) / "checkpoints").glob("step_*"))
     assert kept == ["step_00000001", "step_00000002"]
+    assert [r["step"] for r in read_metrics(cfg.out)] == [1, 2]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ea = EventAccumulator(str(Path(cfg.out) / "tb"))
+    ea.Reload()
+    assert [e.step for e in ea.Scalars("train/loss")] == [1, 2]  # the earlier run's curve is gone
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
