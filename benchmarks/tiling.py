@@ -134,7 +134,7 @@ def bench(name: str, path: Path, cfg: TileConfig, repeats: int, work: Path) -> d
 def render(results: dict, meta: dict) -> str:
     lines = ["# Tiling benchmark", "",
              f"Run {meta['date']} on {meta['machine']}; {meta['cpus']} CPU cores, shared with other jobs "
-             f"(load average {meta['load_before']} before, {meta['load_after']} after). Settings: "
+             f"(load average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after). Settings: "
              f"{meta['settings']}. Each figure is the best of {meta['repeats']} interleaved repeats; "
              "compare ratios within a row, not absolute numbers across machines.", "",
              "| slide | size (px) | tiles | coords (s) | naive 1-proc | rckd w1 lzf | rckd w2 lzf "
