@@ -8,7 +8,9 @@ background (glass tint varies more in brightness than in saturation); a
 dark border means a dark-field/fluorescence scan, where only the distance counts (saturation of
 dark noise is meaningless). The score threshold is Otsu's, clipped to ``[min_threshold,
 max_threshold]`` so that a blank slide yields no tissue and a slide that is all tissue yields all
-tissue. Then closing, removal of small regions and filling of small holes, all sized in microns.
+tissue. Marker ink (saturated green or blue, or black) is not tissue on bright-field slides (CLAM
+#157, histolab #513). Then closing, removal of small regions and filling of small holes, all
+sized in microns.
 Every number used is returned so it can be recorded with the tile set.
 """
 
@@ -37,6 +39,8 @@ class TissueParams:
     close_um: float = 20.0          # closing radius, microns
     min_region_um2: float = 20_000.0  # smaller regions dropped (at most 2% of the image), um^2
     max_hole_um2: float = 50_000.0  # smaller holes inside tissue are filled, square microns
+    exclude_pen: bool = True        # bright field: green/blue/black marker ink is not tissue
+    min_pen_um2: float = 5_000.0    # ink-coloured regions smaller than this are stain, not pen
 
 
 @dataclasses.dataclass
@@ -120,6 +124,25 @@ def _score(thumb: np.ndarray) -> tuple[np.ndarray, dict]:
                    "field": "bright" if brightfield else "dark"}
 
 
+def _pen_marks(thumb: np.ndarray) -> np.ndarray:
+    """Bright-field pixels that look like marker ink, not stain: saturated green or blue, or black.
+
+    H&E (pink to purple, hue 260-360 and 0-20 degrees) and DAB (brown, 20-50) stay; pen inks are
+    green (75-185), blue (185-235) or near black.
+    """
+    rgb = thumb.astype(np.float32) / 255.0
+    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+    chroma = mx - mn
+    sat = chroma / np.maximum(mx, 1e-6)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    safe = np.maximum(chroma, 1e-6)
+    hue = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60
+    green = (hue >= 75) & (hue < 185) & (sat > 0.25)
+    blue = (hue >= 185) & (hue < 235) & (sat > 0.4)
+    black = (mx < 50 / 255) & (sat < 0.35)  # dark nuclei are dark but saturated purple
+    return ((green | blue) & (chroma > 0.08)) | black
+
+
 def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary closing by a disk via two Euclidean distance transforms (cost independent of radius)."""
     pad = radius + 1
@@ -139,6 +162,12 @@ def detect_tissue(thumb: np.ndarray, thumb_mpp: float, params: TissueParams = Ti
     if params.method != "auto":
         raise ValueError(f"unknown tissue method {params.method!r} (use 'auto' or 'none')")
     score, info = _score(thumb)
+    pen = None
+    if params.exclude_pen and info["field"] == "bright":
+        pen = _drop_small(_pen_marks(thumb), params.min_pen_um2 / thumb_mpp ** 2)  # strokes, not nuclei
+        pen = ndimage.binary_dilation(pen, iterations=2) if pen.any() else None  # + smoothing halo
+    if pen is not None:
+        score[pen] = 0.0
     otsu = otsu_threshold(score)
     thr = float(min(max(otsu, params.min_threshold), params.max_threshold))
     mask = score > thr
@@ -150,6 +179,8 @@ def detect_tissue(thumb: np.ndarray, thumb_mpp: float, params: TissueParams = Ti
     mask = _drop_small(mask, min_region / px_area)
     holes = _drop_small(~mask, params.max_hole_um2 / px_area, keep_border=True)
     mask = ~holes
+    if pen is not None:
+        mask &= ~pen  # closing must not bridge a stroke back into tissue
     info.update(base, otsu_threshold=otsu, threshold=thr, close_px=radius,
                 min_region_um2_used=round(min_region, 1))
     return TissueMask(mask, info)

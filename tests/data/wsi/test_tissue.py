@@ -75,6 +75,20 @@ def test_small_holes_filled_large_holes_kept():
     assert not mask[175:185, 175:185].any() and large.sum() > 0
 
 
+def test_pen_marks_are_not_tissue():
+    img = _glass(300, 400)
+    truth = _blob(img, 150, 120, 80, (200, 120, 170))
+    img[40:52, 220:390] = (40, 150, 60)     # green marker stroke on glass
+    img[250:262, 220:390] = (30, 60, 190)   # blue marker stroke
+    _blob(img, 150, 320, 20, (25, 25, 30))  # black ink dot
+    thumb = np.clip(img, 0, 255).astype(np.uint8)
+    mask = detect_tissue(thumb, 2.0).mask
+    assert (mask & truth).sum() / truth.sum() > 0.97
+    assert not mask[40:52, 230:380].any() and not mask[250:262, 230:380].any() and not mask[140:160, 310:330].any()
+    kept = detect_tissue(thumb, 2.0, TissueParams(exclude_pen=False)).mask
+    assert kept[40:52, 230:380].mean() > 0.9  # without the filter the ink would be tiled
+
+
 def test_method_none_is_all_tissue():
     img = np.full((10, 20, 3), 255, np.uint8)
     assert detect_tissue(img, 1.0, TissueParams(method="none")).mask.all()
