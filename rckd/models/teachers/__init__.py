@@ -9,6 +9,6 @@ See :mod:`~rckd.models.teachers.registry` (names, weights, checksums),
 """
 
 from rckd.models.teachers.base import Teacher
-from rckd.models.teachers.registry import get_teacher, list_teachers, register_teacher, registry
+from rckd.models.teachers.registry import get_teacher, list_teachers, register_teacher, teacher_entries
 
-__all__ = ["Teacher", "get_teacher", "list_teachers", "register_teacher", "registry"]
+__all__ = ["Teacher", "get_teacher", "list_teachers", "register_teacher", "teacher_entries"]

@@ -165,19 +165,20 @@ def _panel(ds, cache: Path, path: Path, count: int) -> None:
 def predict_responses(cfg: PredictConfig) -> int:
     """CLI entry: one response cache (+ panel) per input; finished caches are skipped."""
     from rckd.io import sha256_file
-    from rckd.models.teachers.registry import get_teacher, registry
+    from rckd.models.teachers.registry import get_teacher, teacher_entries
     from rckd.runtime import resolve_device
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "predict_config.yaml")
+    inputs = _datasets(cfg)  # bad inputs fail before the teacher loads
     teacher = get_teacher(cfg.teacher, device=resolve_device(cfg.device))
-    entry = registry().get({"default": "monuseg-unet"}.get(cfg.teacher, cfg.teacher))
+    entry = teacher_entries().get({"default": "monuseg-unet"}.get(cfg.teacher, cfg.teacher))
     wpath = entry.path if entry else (cfg.teacher if Path(cfg.teacher).is_file() else None)
     attrs = {"teacher": cfg.teacher, "teacher_mpp": float(teacher.mpp),
              "teacher_sha256": sha256_file(wpath) if wpath else "",
              "quantisation": "uint8 = round(probability x 255)"}
-    for stem, ds, kind in _datasets(cfg):
+    for stem, ds, kind in inputs:
         path = out / f"{stem}.h5"
         if path.is_file():
             log.info("%s: already complete, skipped", path)

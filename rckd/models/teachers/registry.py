@@ -25,7 +25,7 @@ from rckd.io import sha256_file
 from rckd.models.teachers.base import Teacher
 
 __all__ = ["TeacherEntry", "TeacherListConfig", "get_teacher", "list_teachers", "register_teacher",
-           "registry", "teacher_status", "load_teacher_file", "WEIGHTS_DIR", "DEFAULT_TEACHER"]
+           "teacher_entries", "teacher_status", "load_teacher_file", "WEIGHTS_DIR", "DEFAULT_TEACHER"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ _REGISTRY: dict[str, TeacherEntry] = {
 }
 
 
-def registry() -> dict[str, TeacherEntry]:
+def teacher_entries() -> dict[str, TeacherEntry]:
     """A copy of the registry (name -> entry)."""
     return dict(_REGISTRY)
 

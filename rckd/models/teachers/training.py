@@ -31,7 +31,7 @@ from rckd.models.teachers.unet import UNetTeacher
 from rckd.runtime import resolve_device, seed_everything
 
 __all__ = ["TeacherTrainConfig", "train_teacher", "fit_teacher", "teacher_loss", "load_training_images",
-           "MONUSEG_HOLDOUT"]
+           "export_teacher", "MONUSEG_HOLDOUT"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class TeacherTrainConfig(RunConfig):
     channels_last: bool = option(True, help="channels-last memory format (faster convolutions on CPU)")
     resume: bool = option(False, help="continue from <out>/last.* if present")
     fp16: bool = option(True, help="store the finished teacher in fp16")
+    tune_images: int = option(6, help="MoNuSeg training images used to pick the watershed thresholds (0: defaults)")
 
 
 def _resolved(cfg: TeacherTrainConfig) -> TeacherTrainConfig:
@@ -199,6 +200,21 @@ def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetT
     return model, history
 
 
+def tuning_images(names: list[str], n: int) -> list[str]:
+    """``n`` training images spread over the sorted list (never hold-out images)."""
+    names = sorted(names)
+    return [names[i] for i in np.linspace(0, len(names) - 1, num=min(n, len(names))).round().astype(int)]
+
+
+def _tune(cfg: TeacherTrainConfig, model: UNetTeacher, names: list[str]):
+    from rckd.data.datasets.monuseg import MoNuSeg
+    from rckd.models.teachers.evaluate import tune_postprocess
+    chosen = tuning_images(names, cfg.tune_images)
+    params, table = tune_postprocess(model, MoNuSeg(cfg.data, names=chosen))
+    log.info("post-processing tuned on training images %s: %s", chosen, params)
+    return params, {"images": chosen, "chosen": params, "table": table}
+
+
 def train_teacher(cfg: TeacherTrainConfig) -> int:
     """CLI entry: train, then write ``<out>/teacher.safetensors`` + JSON and ``train.json``."""
     from rckd.models.weights import save_weights
@@ -209,6 +225,9 @@ def train_teacher(cfg: TeacherTrainConfig) -> int:
     images, names = load_training_images(cfg)
     log.info("training on %d images (%s), teacher at %.3g mpp", len(images), cfg.data, cfg.mpp)
     model, history = fit_teacher(cfg, images, names)
+    if cfg.tune_images and cfg.data != "synthetic":
+        model.postprocess_params, table = _tune(cfg, model, names)
+        write_json(out / "postprocess_tuning.json", table)
     state = {k: (v.half() if cfg.fp16 and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     meta = _meta(cfg, model, history["steps"], names)
     meta.update(wall_seconds=round(history["seconds"], 1), dtype="float16" if cfg.fp16 else "float32")
@@ -219,3 +238,18 @@ def train_teacher(cfg: TeacherTrainConfig) -> int:
                                     "train_images": names, "holdout": meta["holdout"]})
     log.info("teacher written to %s (%d steps, %.0f s)", path, history["steps"], history["seconds"])
     return 0
+
+
+def export_teacher(src: str | Path, dst: str | Path, postprocess: dict | None = None,
+                   extra_meta: dict | None = None, fp16: bool = True) -> Path:
+    """Re-save a teacher checkpoint (fp16 by default) with updated post-processing and meta."""
+    from rckd.models.weights import load_weights, save_weights
+    state, meta = load_weights(src)
+    meta = {k: v for k, v in meta.items() if k not in ("sha256", "format", "num_tensors", "num_params", "file")}
+    if postprocess:
+        meta["teacher"] = {**meta["teacher"], "postprocess": dict(postprocess)}
+    meta.update(extra_meta or {})
+    meta["dtype"] = "float16" if fp16 else "float32"
+    state = {k: (v.half() if fp16 and v.is_floating_point() else v.float() if v.is_floating_point() else v)
+             for k, v in state.items()}
+    return save_weights(state, dst, meta)

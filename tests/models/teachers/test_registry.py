@@ -1,0 +1,71 @@
+"""Registry: names, listing, checksums, missing files, checkpoints by path."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from rckd.models.teachers import registry as reg
+from rckd.models.teachers.registry import TeacherListConfig, get_teacher, list_teachers
+from rckd.models.teachers.unet import UNetTeacher
+from rckd.models.weights import save_weights
+
+SLIM = {"channels": [8, 16, 32, 64], "stem_width": 8}
+
+
+def _checkpoint(path):
+    t = UNetTeacher("resnet18", width=16, skip=4, encoder_kwargs=SLIM)
+    save_weights(t.state_dict(), path, {"architecture": "unet", "teacher": t.describe()})
+    return path.with_name(path.name + ".safetensors")
+
+
+def test_entries_have_the_required_fields():
+    entries = reg.teacher_entries()
+    assert {"monuseg-unet", "classical"} <= set(entries)
+    for e in entries.values():
+        assert e.mpp > 0 and e.out_channels >= 1 and e.architecture and e.normalisation
+    assert entries["monuseg-unet"].path.endswith(".safetensors") and len(entries["monuseg-unet"].sha256) == 64
+    assert get_teacher("classical").name == "classical"
+
+
+def test_list_prints_every_teacher(capsys):
+    assert list_teachers(TeacherListConfig(check=False)) == 0
+    out = capsys.readouterr().out
+    for word in ("monuseg-unet (default)", "classical", "mpp", "sha256", "normalisation"):
+        assert word in out
+
+
+def test_checkpoint_by_path_and_registered_name(tmp_path):
+    st = _checkpoint(tmp_path / "t")
+    t = get_teacher(str(st))
+    assert isinstance(t, UNetTeacher) and not t.training
+    assert t.response(torch.zeros(1, 3, 40, 40, dtype=torch.uint8), 0.25).shape == (1, 1, 40, 40)
+    entry = reg.register_teacher("mine", st)
+    try:
+        assert get_teacher("mine").name == "mine" and entry.sha256
+    finally:
+        reg._REGISTRY.pop("mine", None)
+
+
+def test_wrong_checksum_and_missing_file(tmp_path, monkeypatch):
+    st = _checkpoint(tmp_path / "t")
+    entry = reg.TeacherEntry("bad", "unet", 0.5, "imagenet", 2, str(st), "0" * 64)
+    monkeypatch.setitem(reg._REGISTRY, "bad", entry)
+    with pytest.raises(ValueError, match="sha256 .* does not match"):
+        get_teacher("bad")
+    monkeypatch.setitem(reg._REGISTRY, "gone", dataclasses.replace(entry, name="gone", path=str(tmp_path / "no.safetensors")))
+    with pytest.raises(FileNotFoundError, match="no.safetensors: weights of teacher 'gone' not found"):
+        get_teacher("gone")
+    status = dict(reg.teacher_status())
+    assert "does not match" in status["bad"] and "not found" in status["gone"]
+    with pytest.raises(ValueError, match="unknown teacher"):
+        get_teacher("nope")
+
+
+def test_tampered_checkpoint_file_is_refused(tmp_path):
+    st = _checkpoint(tmp_path / "t")
+    data = bytearray(st.read_bytes())
+    data[-1] ^= 0xFF
+    st.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256"):
+        get_teacher(str(st))
