@@ -53,7 +53,8 @@ def score_teacher(teacher, dataset, names_log: bool = True) -> dict:
     return {**means, "per_image": per_image}
 
 
-POSTPROCESS_GRID = {"fg_threshold": (0.4, 0.5, 0.6), "marker_threshold": (0.3, 0.4, 0.5, 0.6, 0.7)}
+POSTPROCESS_GRID = {"fg_threshold": (0.5,), "marker_threshold": (0.4, 0.5, 0.6),
+                    "boundary_weight": (1.0, 2.0, 3.0)}
 
 
 def tune_postprocess(teacher, dataset, grid: dict | None = None) -> tuple[dict, list[dict]]:

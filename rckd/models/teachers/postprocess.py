@@ -4,7 +4,8 @@ Two separations, both with sizes in microns so they hold at any resolution:
 
 - :func:`instances_from_boundary` (learned teacher): markers are the connected regions where
   ``prob - boundary`` is high; the watershed grows them over ``-(prob - boundary)`` inside the
-  foreground ``prob > fg_threshold``; foreground components without a marker stay one nucleus.
+  foreground ``prob > fg_threshold``; foreground left without a marker (clusters of small nuclei
+  whose interior the boundary covers) is split by :func:`instances_from_mask`.
 - :func:`instances_from_mask` (classical teacher): markers are the peaks of the (smoothed)
   distance transform of a binary mask, at least ``min_distance_um`` apart.
 """
@@ -21,7 +22,7 @@ __all__ = ["instances_from_boundary", "instances_from_mask", "px_area", "remove_
 
 
 def px_area(area_um2: float, mpp: float) -> int:
-    """An area in square microns as a pixel count at ``mpp``."""
+    """An area in square microns as a pixel count at ``mpp`` (at least 1)."""
     return max(1, int(round(area_um2 / (mpp * mpp))))
 
 
@@ -44,15 +45,21 @@ def remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
 
 def instances_from_boundary(prob: np.ndarray, boundary: np.ndarray, mpp: float,
                             fg_threshold: float = 0.5, marker_threshold: float = 0.5,
-                            min_marker_um2: float = 1.0, min_area_um2: float = 4.0) -> np.ndarray:
-    """Instance map (H, W) int32 from a nuclei probability and a boundary probability."""
+                            min_marker_um2: float = 1.0, min_area_um2: float = 4.0,
+                            boundary_weight: float = 1.0) -> np.ndarray:
+    """Instance map (H, W) int32 from a nuclei probability and a boundary probability.
+
+    The energy is ``prob - boundary_weight * boundary``; markers are where it exceeds
+    ``marker_threshold``.
+    """
     fg = prob > fg_threshold
-    energy = prob - boundary
+    energy = prob - boundary_weight * boundary
     markers = _relabel_small(label(energy > marker_threshold), px_area(min_marker_um2, mpp))
     inst = watershed(-energy, markers, mask=fg)
-    orphans = label(fg & (inst == 0))  # foreground blobs with no marker: one nucleus each
-    if orphans.max():
-        inst = np.where(orphans > 0, orphans + inst.max(), inst)
+    orphan = fg & (inst == 0)  # foreground without a marker: split by its distance transform
+    if orphan.any():
+        extra = instances_from_mask(orphan, mpp, min_area_um2=0.0)
+        inst = np.where(extra > 0, extra + inst.max(), inst)
     return _relabel_small(inst.astype(np.int64), px_area(min_area_um2, mpp))
 
 

@@ -62,7 +62,7 @@ class TeacherTrainConfig(RunConfig):
     batch_size: int = option(0, help="crops per step (0: 8)")
     lr: float = option(2e-3, help="peak AdamW learning rate")
     weight_decay: float = option(1e-4, help="AdamW weight decay")
-    warmup: int = option(100, help="linear warm-up steps")
+    warmup: int = option(100, help="linear warm-up steps (at most a tenth of the steps)")
     boundary_weight: float = option(1.0, help="weight of the boundary channel's loss")
     synthetic_images: int = option(24, help="synthetic tiles to train on (data=synthetic)")
     checkpoint_every: int = option(100, help="steps between checkpoints")
@@ -175,7 +175,7 @@ def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetT
             log.info("wall-clock budget of %.1f min reached at step %d", cfg.minutes, step)
             break
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * _lr_factor(progress, step, cfg.warmup)
+            g["lr"] = cfg.lr * _lr_factor(progress, step, min(cfg.warmup, max(1, cfg.steps // 10)))
         x, y = sampler.batch(cfg.batch_size)
         x, y = x.to(device).contiguous(memory_format=fmt), y.to(device)
         logits = model(x)

@@ -27,7 +27,7 @@ from rckd.models.teachers.postprocess import instances_from_boundary
 __all__ = ["UNetTeacher", "DEFAULT_POSTPROCESS"]
 
 DEFAULT_POSTPROCESS = {"fg_threshold": 0.5, "marker_threshold": 0.5, "min_marker_um2": 1.0,
-                       "min_area_um2": 4.0}
+                       "min_area_um2": 4.0, "boundary_weight": 1.0}
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:

@@ -69,3 +69,18 @@ def test_tampered_checkpoint_file_is_refused(tmp_path):
     st.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256"):
         get_teacher(str(st))
+
+
+def test_shipped_default_teacher():
+    """The packaged fp16 weights: <= 16 MB, checksum pinned, loads as the default, finds nuclei."""
+    entry = reg.teacher_entries()["monuseg-unet"]
+    from pathlib import Path
+    assert Path(entry.path).stat().st_size <= 16 * 2**20
+    assert (Path(entry.path).parent / "MODEL_CARD.md").is_file()
+    t = get_teacher("default")
+    assert isinstance(t, UNetTeacher) and t.mpp == 0.5 and t.out_channels == 2
+    img = torch.full((1, 3, 64, 64), 230, dtype=torch.uint8)
+    img[:, 0, 24:40, 24:40], img[:, 1, 24:40, 24:40], img[:, 2, 24:40, 24:40] = 70, 40, 140  # a dark purple disc-ish blob
+    r = t.response(img, 0.25)
+    assert r.shape == (1, 1, 64, 64)
+    assert float(r[0, 0, 28:36, 28:36].mean()) > float(r[0, 0, :8, :8].mean())
