@@ -5,7 +5,10 @@ loss = BCE + soft Dice on the nuclei channel plus BCE + soft Dice on the boundar
 linear warm-up and cosine decay. The schedule's progress is ``max(step / steps, elapsed / budget)``
 so a wall-clock budget (``--minutes``) ends with a fully decayed learning rate. Weights are
 checkpointed to ``<out>/last.safetensors`` (+ JSON) with the optimizer state in
-``<out>/last.state.pt``; ``--resume`` continues from them. The finished teacher is
+``<out>/last.state.pt``; ``--resume`` continues from them (the step count and elapsed time carry
+over, so the schedule goes on where it stopped). ``--resume --restart-schedule`` instead starts a
+new warm-up + cosine from the checkpoint (a warm restart): ``--steps`` and ``--minutes`` then count
+from the resume point. The finished teacher is
 ``<out>/teacher.safetensors`` (fp16 when ``--fp16``), loadable by ``get_teacher(path)``.
 
 ``data`` is a MoNuSeg-layout root (``holdout`` images are left out) or ``"synthetic"``, which trains
@@ -70,6 +73,8 @@ class TeacherTrainConfig(RunConfig):
     threads: int = option(0, help="torch CPU threads (0: leave as is)")
     channels_last: bool = option(True, help="channels-last memory format (faster convolutions on CPU)")
     resume: bool = option(False, help="continue from <out>/last.* if present")
+    restart_schedule: bool = option(False, help="with --resume: new warm-up + cosine from the checkpoint; "
+                                    "--steps and --minutes count from there (warm restart)")
     fp16: bool = option(True, help="store the finished teacher in fp16")
     tune_images: int = option(6, help="MoNuSeg training images used to pick the watershed thresholds (0: defaults)")
 
@@ -134,7 +139,7 @@ def _save(model: UNetTeacher, opt, cfg, out: Path, step: int, elapsed: float, na
 
 
 def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetTeacher, dict]:
-    """Train and return ``(teacher, history)``; ``history`` has per-step ``loss`` and ``dice``.
+    """Train and return ``(teacher, history)``; ``history`` has per-step ``loss``, ``dice`` and ``lr``.
 
     ``images`` (a list of :class:`LabelledImage`) overrides loading from ``cfg.data``.
     Checkpoints go to ``cfg.out`` every ``cfg.checkpoint_every`` steps (0 = never).
@@ -154,7 +159,7 @@ def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetT
     model = model.to(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = CropSampler(images, cfg.mpp, cfg.crop, seed=cfg.seed)
-    step, elapsed0, history = 0, 0.0, {"loss": [], "dice": []}
+    step, elapsed0, history = 0, 0.0, {"loss": [], "dice": [], "lr": []}
     if cfg.resume and (out / "last.state.pt").is_file():
         from rckd.models.weights import load_weights
         state, _ = load_weights(out / "last")
@@ -164,18 +169,20 @@ def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetT
         opt.load_state_dict(st["optimizer"])
         step, elapsed0, history = int(st["step"]), float(st["elapsed"]), st["history"]
         sampler = CropSampler(images, cfg.mpp, cfg.crop, seed=cfg.seed + step)
+        history.setdefault("lr", [])  # checkpoints from before the lr was recorded
         log.info("resumed from %s at step %d", out / "last", step)
-    budget = cfg.minutes * 60.0
+    budget, start_step = cfg.minutes * 60.0, step
     t0 = time.time() - elapsed0
+    # schedule origin: 0 (the run's start) or, for a warm restart, the resume point
+    s0, ts0 = (step, time.time()) if cfg.restart_schedule else (0, t0)
     model.train()
-    while step < cfg.steps:
-        elapsed = time.time() - t0
-        progress = max(step / cfg.steps, elapsed / budget if budget else 0.0)
+    while step - s0 < cfg.steps:
+        progress = max((step - s0) / cfg.steps, (time.time() - ts0) / budget if budget else 0.0)
         if progress >= 1.0:
             log.info("wall-clock budget of %.1f min reached at step %d", cfg.minutes, step)
             break
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * _lr_factor(progress, step, min(cfg.warmup, max(1, cfg.steps // 10)))
+            g["lr"] = cfg.lr * _lr_factor(progress, step - s0, min(cfg.warmup, max(1, cfg.steps // 10)))
         x, y = sampler.batch(cfg.batch_size)
         x, y = x.to(device).contiguous(memory_format=fmt), y.to(device)
         logits = model(x)
@@ -188,6 +195,7 @@ def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetT
         step += 1
         history["loss"].append(float(loss.detach()))
         history["dice"].append(_batch_dice(logits.detach(), y))
+        history["lr"].append(opt.param_groups[0]["lr"])
         if cfg.log_every and step % cfg.log_every == 0:
             k = cfg.log_every
             log.info("step %d loss %.4f dice %.3f lr %.2e %.0fs", step, np.mean(history["loss"][-k:]),
@@ -196,6 +204,7 @@ def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetT
             _save(model, opt, cfg, out, step, time.time() - t0, names, history)
     history["steps"] = step
     history["seconds"] = time.time() - t0
+    history["session_steps"] = step - start_step
     model.eval()
     return model, history
 

@@ -51,6 +51,26 @@ def test_synthetic_training_writes_a_loadable_teacher_and_resumes(tmp_path):
     assert r.shape == (1, 1, 64, 64)
     _, hist = fit_teacher(from_dict(TeacherTrainConfig, {**cfg.__dict__, "steps": 3, "resume": True}))
     assert hist["steps"] == 3 and len(hist["loss"]) == 3  # two restored, one new
+    assert hist["session_steps"] == 1
+
+
+def test_resume_with_restart_schedule_runs_a_new_warmup_and_cosine(tmp_path):
+    """Plain resume goes on with the old schedule (steps count from 0); a warm restart counts
+    --steps from the checkpoint and starts a fresh warm-up at the new --lr."""
+    cfg = _cfg(tmp_path, data="synthetic", steps=20, crop=64, batch_size=2, synthetic_images=1,
+               checkpoint_every=20, warmup=2)
+    _, first = fit_teacher(cfg)
+    assert first["lr"][:2] == pytest.approx([1e-3, 2e-3])  # warm-up: (step + 1) / 2 of 2e-3
+    d = {**cfg.__dict__, "resume": True, "checkpoint_every": 0}
+    _, plain = fit_teacher(from_dict(TeacherTrainConfig, {**d, "steps": 24}))
+    assert plain["steps"] == 24 and plain["session_steps"] == 4
+    assert plain["lr"][20] == pytest.approx(2e-3 * 0.5 * (1 + np.cos(np.pi * 20 / 24)))
+    _, warm = fit_teacher(from_dict(TeacherTrainConfig, {**d, "steps": 20, "lr": 1e-3, "restart_schedule": True}))
+    assert warm["steps"] == 40 and warm["session_steps"] == 20 and len(warm["loss"]) == 40
+    new = warm["lr"][20:]
+    assert new[:2] == pytest.approx([5e-4, 1e-3])  # fresh warm-up to the new peak
+    assert new[2] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 2 / 20)))  # cosine over the new 20
+    assert all(a > b for a, b in zip(new[1:], new[2:]))
 
 
 def test_targets_and_augmentation():
