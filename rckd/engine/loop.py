@@ -233,7 +233,7 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
         t_log, data_time, pending = time.perf_counter(), 0.0, []
 
     model.train()
-    bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not info.is_main,
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=None if info.is_main else True,
                mininterval=2.0, dynamic_ncols=True, leave=False)
     try:
         for step in range(start + 1, cfg.steps + 1):
