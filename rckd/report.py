@@ -188,8 +188,8 @@ def render_chart(summary: list[dict], columns: Sequence[Column], path: Path, tit
                           fontsize=7)
             ax.set_title(f"{b}: {c.title}", fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
-    fig.suptitle(f"{title}{'  ' if title else ''}(bars: mean ± std over seeds; black diamonds: paper)",
-                 fontsize=9)
+    fig.suptitle(f"{title}\n(bars: mean ± std over seeds; black diamonds: paper)" if title else
+                 "bars: mean ± std over seeds; black diamonds: paper", fontsize=8, wrap=True)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
