@@ -53,7 +53,7 @@ _REGISTRY: dict[str, TeacherEntry] = {
     "monuseg-unet": TeacherEntry(
         "monuseg-unet", "unet (half-width resnet18 encoder + dense decoder + full-res skip)", 0.5,
         IMAGENET_NORM, 2, str(WEIGHTS_DIR / "monuseg_unet.safetensors"),
-        "4d60e8e63998e1be3ce6d2fc07ca9b9795dbbfbf1f581b67577329117cc9d14a", "learned nuclei + boundary segmenter, 24 MoNuSeg 2018 images (CC BY-NC-SA 4.0)"),
+        "31bdf973d1918fa4337a063aa362fdc7bbddca40af26fd17c42d7bc9bb30118b", "learned nuclei + boundary segmenter, 24 MoNuSeg 2018 images (CC BY-NC-SA 4.0)"),
     "classical": TeacherEntry(
         "classical", "classical (rgb2hed hematoxylin + Otsu + opening)", 0.25, "none (optical density)",
         1, None, None, "deterministic, no weights; the fallback"),
