@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from rckd.config import RunConfig, from_dict, option, save_config, to_dict
-from rckd.io import read_json, write_json
+from rckd.io import atomic_write_bytes, atomic_write_text, read_json, write_json
 
 __all__ = ["DemoConfig", "run_demo", "demo_grid"]
 
@@ -159,9 +159,9 @@ def run_demo(cfg: DemoConfig) -> int:
     code = _stage(timings, "grid", lambda: reproduce(grid))
     timings["total"] = round(time.perf_counter() - t0, 2)
     table = (out / "grid" / "table.md").read_text()
-    (out / "table.md").write_text(table)
+    atomic_write_text(out / "table.md", table)
     if (out / "grid" / "table.png").is_file():
-        (out / "table.png").write_bytes((out / "grid" / "table.png").read_bytes())
+        atomic_write_bytes(out / "table.png", (out / "grid" / "table.png").read_bytes())
     runs = read_json(out / "grid" / "reproduce.json")["runs"]
     write_json(out / "results.json", {"config": to_dict(cfg), "timings_s": timings,
                                       "teacher": teacher_scores, "runs": runs,

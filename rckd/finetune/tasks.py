@@ -120,12 +120,19 @@ def _batched(fn, tiles: Tensor, batch_size: int) -> Tensor:
 def predict_classification(task: ClassificationTask, images: list[Tensor], size: int,
                            device: torch.device, batch_size: int = 64) -> Tensor:
     """Class probabilities (N, C): the softmax averaged over each image's tiles."""
+    return _mean_over_tiles(lambda t: task.logits(t).float().softmax(1), images, size, device,
+                            batch_size)
+
+
+def _mean_over_tiles(fn, images: list[Tensor], size: int, device: torch.device,
+                     batch_size: int) -> Tensor:
+    """``fn`` over every tile of every image, in batches, averaged per image: (N, ...)."""
     cuts = [_tiles(im, size) for im in images]
     tiles = torch.cat([c[0] for c in cuts]).to(device)
-    probs = _batched(lambda t: task.logits(t).float().softmax(1), tiles, batch_size).cpu()
+    values = _batched(fn, tiles, batch_size).cpu()
     out, i = [], 0
     for c in cuts:
-        out.append(probs[i:i + len(c[1])].mean(0))
+        out.append(values[i:i + len(c[1])].mean(0))
         i += len(c[1])
     return torch.stack(out)
 
@@ -134,15 +141,8 @@ def predict_classification(task: ClassificationTask, images: list[Tensor], size:
 def embed(backbone: nn.Module, images: list[Tensor], size: int, device: torch.device,
           batch_size: int = 64) -> Tensor:
     """Pooled embeddings (N, D), averaged over each image's tiles."""
-    cuts = [_tiles(im, size) for im in images]
-    tiles = torch.cat([c[0] for c in cuts]).to(device)
-    feats = _batched(lambda t: backbone(normalise(t, backbone.mean, backbone.std)).float(),
-                     tiles, batch_size).cpu()
-    out, i = [], 0
-    for c in cuts:
-        out.append(feats[i:i + len(c[1])].mean(0))
-        i += len(c[1])
-    return torch.stack(out)
+    return _mean_over_tiles(lambda t: backbone(normalise(t, backbone.mean, backbone.std)).float(),
+                            images, size, device, batch_size)
 
 
 @torch.no_grad()
