@@ -10,23 +10,28 @@ Images are uint8 or float in [0, 1], ``(B, 3, H, W)``, at ``mpp`` microns per pi
 resampled to the teacher's own ``mpp`` (bilinear with antialiasing), padded to a multiple of
 ``input_divisor``, run through :meth:`Teacher.forward_maps`, and the maps are cropped and resized
 back to ``(H, W)``. Subclasses implement ``forward_maps`` and ``postprocess``.
+
+Test-time augmentation: with ``tta`` set to 2, 4 or 8 the maps are the mean over that many dihedral
+views of the input (:func:`dihedral_mean`), each mapped back exactly; 1 (the default) runs the plain
+input once.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Teacher", "to_float", "resample", "MPP_TOLERANCE"]
+__all__ = ["Teacher", "to_float", "resample", "dihedral_mean", "MPP_TOLERANCE", "TTA_VIEWS"]
 
 log = logging.getLogger(__name__)
 
 MPP_TOLERANCE = 0.02  # relative mpp difference below which no resampling happens
+TTA_VIEWS = (1, 2, 4, 8)  # allowed numbers of test-time dihedral views
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -49,6 +54,27 @@ def resample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
+# (transpose, quarter turns) of each view; the first 2, 4 and 8 are subgroups of the dihedral group
+_VIEWS = ((False, 0), (False, 2), (False, 1), (False, 3), (True, 0), (True, 2), (True, 1), (True, 3))
+
+
+def dihedral_mean(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int) -> torch.Tensor:
+    """Mean of ``fn`` over ``views`` dihedral transforms of ``x`` (B, C, H, W), each inverted.
+
+    2 views: identity and half turn; 4: the four rotations; 8: rotations with and without a
+    transpose. ``fn`` must map an image to maps of the same height and width.
+    """
+    if views not in TTA_VIEWS:
+        raise ValueError(f"test-time views must be one of {TTA_VIEWS}, got {views}")
+    total = None
+    for transpose, turns in _VIEWS[:views]:
+        y = torch.rot90(x.transpose(-1, -2) if transpose else x, turns, (-2, -1))
+        out = torch.rot90(fn(y), -turns, (-2, -1))
+        out = out.transpose(-1, -2) if transpose else out
+        total = out if total is None else total + out
+    return total / views
+
+
 class Teacher(nn.Module):
     """Base class of nuclei teachers (see the module docstring).
 
@@ -57,12 +83,14 @@ class Teacher(nn.Module):
         mpp: microns per pixel the teacher runs at.
         out_channels: number of maps :meth:`forward_maps` returns (channel 0 = nuclei).
         input_divisor: inputs are padded to a multiple of this at the teacher's mpp.
+        tta: dihedral test-time views averaged by :meth:`maps` (1: none; 2, 4 or 8).
     """
 
     name: str = "teacher"
     mpp: float = 0.5
     out_channels: int = 1
     input_divisor: int = 1
+    tta: int = 1
 
     def forward_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Maps ``(B, out_channels, h, w)`` in [0, 1] for float images ``x`` at ``self.mpp``."""
@@ -93,7 +121,7 @@ class Teacher(nn.Module):
         ph, pw = (-th) % d, (-tw) % d
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(th, tw) > max(ph, pw) else "replicate")
-        out = self.forward_maps(x)[..., :th, :tw]
+        out = dihedral_mean(self.forward_maps, x, self.tta)[..., :th, :tw]
         return resample(out, (h, w)).clamp_(0.0, 1.0)
 
     def response(self, images: torch.Tensor, mpp: float) -> torch.Tensor:
@@ -107,4 +135,4 @@ class Teacher(nn.Module):
 
     def describe(self) -> dict:
         """Registry-style description of this teacher."""
-        return {"name": self.name, "mpp": self.mpp, "out_channels": self.out_channels}
+        return {"name": self.name, "mpp": self.mpp, "out_channels": self.out_channels, "tta": self.tta}

@@ -35,6 +35,7 @@ class TeacherEvalConfig:
     source: str = option("auto", help="ground truth: 'auto', 'masks' or 'xml'", choices=("auto", "masks", "xml"))
     json: str = option("", help="write the scores to this JSON file")
     device: str = option("cpu", help="'cpu', 'cuda' or 'auto'")
+    tta: int = option(0, help="dihedral test-time views: 1, 2, 4 or 8 (0: the teacher's own setting)")
 
 
 def score_teacher(teacher, dataset, names_log: bool = True) -> dict:
@@ -96,7 +97,7 @@ def evaluate_teacher(cfg: TeacherEvalConfig) -> int:
 
     names = list(cfg.images) or (list(MONUSEG_HOLDOUT) if cfg.holdout else None)
     dataset = MoNuSeg(cfg.data, names=names, source=cfg.source)
-    teacher = get_teacher(cfg.teacher, device=resolve_device(cfg.device))
+    teacher = get_teacher(cfg.teacher, device=resolve_device(cfg.device), tta=cfg.tta)
     t0 = time.time()
     result = score_teacher(teacher, dataset)
     result.update(teacher=cfg.teacher, teacher_info=teacher.describe(), data=str(cfg.data),

@@ -45,6 +45,7 @@ class PredictConfig(RunConfig):
     size: int = option(0, help="tile side for image folders (required for them); tile sets: their size")
     slide_root: str = option("", help="where to find slides for tile sets without stored pixels")
     batch_size: int = option(16, help="tiles per teacher call")
+    tta: int = option(0, help="dihedral test-time views: 1, 2, 4 or 8 (0: the teacher's own setting)")
     panel: int = option(8, help="tiles shown in the overlay panel (0: no panel)")
 
 
@@ -81,20 +82,24 @@ def _dataset_mpp(ds) -> float:
     return float(mpp)
 
 
+# attributes (with defaults) that must match for a partial cache to be resumed
+_IDENTITY = {"teacher": "", "teacher_sha256": "", "teacher_tta": 1}
+
+
 def _open_partial(path: Path, n: int, hw: tuple[int, int], attrs: dict):
     """Open (resume) or create the partial cache; returns the h5 file and the rows done."""
     import h5py
     if path.is_file():
         try:
             h = h5py.File(path, "a")
-            same = (h["responses"].shape == (n, *hw) and h.attrs.get("teacher") == attrs["teacher"]
-                    and h.attrs.get("teacher_sha256", "") == attrs["teacher_sha256"])
+            same = h["responses"].shape == (n, *hw) and all(
+                h.attrs.get(k, d) == attrs.get(k, d) for k, d in _IDENTITY.items())
             if same:
                 return h, int(h.attrs.get("done", 0))
             h.close()
         except (OSError, KeyError):
             pass
-        log.warning("%s: partial cache does not match (teacher or shape); starting again", path)
+        log.warning("%s: partial cache does not match (teacher, tta or shape); starting again", path)
         path.unlink()
     h = h5py.File(path, "w")
     h.create_dataset("responses", shape=(n, *hw), dtype="uint8", chunks=(1, *hw), compression="gzip",
@@ -172,11 +177,11 @@ def predict_responses(cfg: PredictConfig) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "predict_config.yaml")
     inputs = _datasets(cfg)  # bad inputs fail before the teacher loads
-    teacher = get_teacher(cfg.teacher, device=resolve_device(cfg.device))
+    teacher = get_teacher(cfg.teacher, device=resolve_device(cfg.device), tta=cfg.tta)
     entry = teacher_entries().get({"default": "monuseg-unet"}.get(cfg.teacher, cfg.teacher))
     wpath = entry.path if entry else (cfg.teacher if Path(cfg.teacher).is_file() else None)
     attrs = {"teacher": cfg.teacher, "teacher_mpp": float(teacher.mpp),
-             "teacher_sha256": sha256_file(wpath) if wpath else "",
+             "teacher_sha256": sha256_file(wpath) if wpath else "", "teacher_tta": int(teacher.tta),
              "quantisation": "uint8 = round(probability x 255)"}
     for stem, ds, kind in inputs:
         path = out / f"{stem}.h5"

@@ -22,7 +22,7 @@ import torch
 
 from rckd.config import option
 from rckd.io import sha256_file
-from rckd.models.teachers.base import Teacher
+from rckd.models.teachers.base import TTA_VIEWS, Teacher
 
 __all__ = ["TeacherEntry", "TeacherListConfig", "get_teacher", "list_teachers", "register_teacher",
            "teacher_entries", "teacher_status", "load_teacher_file", "WEIGHTS_DIR", "DEFAULT_TEACHER"]
@@ -103,16 +103,28 @@ def load_teacher_file(path: str | Path, device: str | torch.device = "cpu", name
                         encoder_kwargs=t.get("encoder_kwargs"), name=name or t.get("name", "unet"),
                         postprocess_params=t.get("postprocess"))
     model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.tta = int(t.get("tta", 1))
     return model.eval().to(device)
 
 
-def get_teacher(name: str = "default", device: str | torch.device = "cpu") -> Teacher:
+def get_teacher(name: str = "default", device: str | torch.device = "cpu", tta: int | None = None) -> Teacher:
     """The teacher ``name`` ("default", "classical", a registered name or a checkpoint path), eval mode.
+
+    ``tta`` (1, 2, 4 or 8 dihedral views) overrides the teacher's own test-time augmentation.
 
     Raises:
         FileNotFoundError: its weights are missing.
-        ValueError: unknown name, or the weights' checksum does not match.
+        ValueError: unknown name, the weights' checksum does not match, or a bad ``tta``.
     """
+    teacher = _build_teacher(name, device)
+    if tta:
+        if tta not in TTA_VIEWS:
+            raise ValueError(f"tta must be one of {TTA_VIEWS}, got {tta}")
+        teacher.tta = int(tta)
+    return teacher
+
+
+def _build_teacher(name: str, device: str | torch.device) -> Teacher:
     key = _ALIASES.get(name, name)
     if key == "classical":
         from rckd.models.teachers.classical import ClassicalTeacher

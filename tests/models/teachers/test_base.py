@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rckd.models.teachers.base import Teacher, resample, to_float
+from rckd.models.teachers.base import TTA_VIEWS, Teacher, dihedral_mean, resample, to_float
 
 
 class _Probe(Teacher):
@@ -57,3 +57,34 @@ def test_input_checks():
     with pytest.raises(ValueError, match="mpp"):
         _Probe().response(torch.zeros(1, 3, 8, 8), mpp=0)
     assert resample(torch.zeros(1, 1, 8, 8), (4, 4)).shape == (1, 1, 4, 4)
+
+
+def test_dihedral_views_are_inverted_exactly():
+    x = torch.rand(2, 3, 48, 64)  # not square: transposed views change the shape
+    for views in TTA_VIEWS:
+        assert torch.allclose(dihedral_mean(lambda y: y * 2, x, views), x * 2, atol=1e-6)
+    seen = []
+    dihedral_mean(lambda y: seen.append(y) or y, x, 8)
+    assert len({tuple(v.flatten()[:8].tolist()) for v in seen}) == 8  # 8 distinct views
+    with pytest.raises(ValueError, match="views"):
+        dihedral_mean(lambda y: y, x, 3)
+
+
+def test_tta_averages_an_orientation_dependent_teacher():
+    class _LeftEdge(_Probe):
+        def forward_maps(self, x):  # 1 on the first column only: not rotation invariant
+            out = torch.zeros_like(x[:, :1])
+            out[..., 0] = 1.0
+            return out
+
+    t = _LeftEdge()
+    x = torch.rand(1, 3, 64, 64)
+    assert float(t.response(x, 0.5).mean()) == pytest.approx(1 / 64)
+    t.tta = 4  # the four rotations put the marked column on each of the four edges once
+    r = t.response(x, 0.5)[0, 0]
+    for edge in (r[:, 0], r[:, -1], r[0, :], r[-1, :]):
+        assert torch.allclose(edge[1:-1], torch.full((62,), 0.25))
+    assert float(r[0, 0]) == pytest.approx(0.5) and float(r[1:-1, 1:-1].abs().max()) == 0.0
+    t.tta = 2  # identity and half turn: left and right columns
+    r = t.response(x, 0.5)[0, 0]
+    assert float(r[:, 0].min()) == float(r[:, -1].min()) == 0.5 and float(r[0, 1:-1].max()) == 0.0

@@ -59,6 +59,13 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert (r[:2] == 7).all()
     ref = (real(torch.stack([ds[2]["image"]]), 0.5)[0, 0] * 255).round().to(torch.uint8).numpy()
     assert np.array_equal(r[2], ref)
+    path.unlink()
+    with h5py.File(partial, "w") as h:  # interrupted with another test-time augmentation: start over
+        h.create_dataset("responses", data=np.full((4, 48, 48), 7, np.uint8))
+        h.attrs.update({**attrs, "done": 2})
+    calls.clear()
+    predict_dataset(t, ds, path, {**attrs, "teacher_tta": 8}, batch_size=1)
+    assert calls == [1, 1, 1, 1]
 
 
 def test_tile_set_input(tmp_path):

@@ -40,6 +40,9 @@ def test_checkpoint_by_path_and_registered_name(tmp_path):
     t = get_teacher(str(st))
     assert isinstance(t, UNetTeacher) and not t.training
     assert t.response(torch.zeros(1, 3, 40, 40, dtype=torch.uint8), 0.25).shape == (1, 1, 40, 40)
+    assert t.tta == 1 and get_teacher(str(st), tta=8).tta == 8
+    with pytest.raises(ValueError, match="tta"):
+        get_teacher(str(st), tta=3)
     entry = reg.register_teacher("mine", st)
     try:
         assert get_teacher("mine").name == "mine" and entry.sha256
