@@ -22,13 +22,14 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["to_float", "normalize", "rgb_to_hed", "hed_to_rgb", "hed_jitter", "random_dihedral",
-           "PairedAugment", "ViewAugment"]
+           "PairedAugment", "ViewAugment", "RGB_FROM_HED", "HED_FROM_RGB", "OD_UNIT"]
 
 # Ruifrok & Johnston H&E-DAB stain vectors (rows: haematoxylin, eosin, DAB), as in skimage.
-_RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]],
-                             dtype=torch.float64)
-_HED_FROM_RGB = torch.linalg.inv(_RGB_FROM_HED)
-_LOG_ADJUST = torch.log(torch.tensor(1e-6, dtype=torch.float64)).item()
+RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]],
+                            dtype=torch.float64)
+HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
+#: skimage's stain unit: a stain value of 1 is an optical density (natural log) of this much
+OD_UNIT = -torch.log(torch.tensor(1e-6, dtype=torch.float64)).item()
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -50,15 +51,15 @@ def normalize(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...],
 def rgb_to_hed(rgb: Tensor) -> Tensor:
     """RGB in [0, 1] (B, 3, H, W) -> stain concentrations (H, E, D), as skimage's rgb2hed
     (without its final clipping at 0, so the round trip is exact)."""
-    m = _HED_FROM_RGB.to(rgb.device, rgb.dtype)
-    od = torch.log(rgb.clamp_min(1e-6)) / _LOG_ADJUST
+    m = HED_FROM_RGB.to(rgb.device, rgb.dtype)
+    od = -torch.log(rgb.clamp_min(1e-6)) / OD_UNIT
     return torch.einsum("bchw,cd->bdhw", od, m)
 
 
 def hed_to_rgb(hed: Tensor) -> Tensor:
     """Inverse of :func:`rgb_to_hed`, clipped to [0, 1]."""
-    m = _RGB_FROM_HED.to(hed.device, hed.dtype)
-    log_rgb = torch.einsum("bchw,cd->bdhw", hed * _LOG_ADJUST, m)
+    m = RGB_FROM_HED.to(hed.device, hed.dtype)
+    log_rgb = torch.einsum("bchw,cd->bdhw", hed * -OD_UNIT, m)
     return torch.exp(log_rgb).clamp(0, 1)
 
 

@@ -20,19 +20,19 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk
 
+from rckd.data.augment import HED_FROM_RGB, OD_UNIT
 from rckd.models.teachers.base import Teacher
 from rckd.models.teachers.postprocess import instances_from_mask, px_area, remove_small
 
 __all__ = ["ClassicalTeacher", "hematoxylin", "classical_mask"]
 
-_RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
-_HED_FROM_RGB = np.linalg.inv(_RGB_FROM_HED)
+_HEMATOXYLIN_FROM_OD = HED_FROM_RGB[:, 0].numpy()
 
 
 def hematoxylin(rgb: np.ndarray) -> np.ndarray:
     """Hematoxylin optical density (H, W) of a float RGB image in [0, 1] (H, W, 3)."""
-    od = np.log(np.clip(rgb, 1e-6, 1.0)) / np.log(1e-6)  # skimage's normalisation, >= 0
-    return np.maximum(od @ _HED_FROM_RGB[:, 0], 0.0)
+    od = -np.log(np.clip(rgb, 1e-6, 1.0)) / OD_UNIT  # skimage's normalisation, >= 0
+    return np.maximum(od @ _HEMATOXYLIN_FROM_OD, 0.0)
 
 
 def classical_mask(rgb: np.ndarray, mpp: float, open_radius_um: float = 0.5,

@@ -17,11 +17,9 @@ import torch
 import torch.nn.functional as F
 from skimage.segmentation import find_boundaries
 
-__all__ = ["CropSampler", "LabelledImage", "hed_jitter", "boundary_target"]
+from rckd.data.augment import OD_UNIT, hed_to_rgb, rgb_to_hed
 
-# Ruifrok & Johnston H&E-DAB stain vectors (rows: H, E, DAB), as in skimage.color.
-_RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
-_HED_FROM_RGB = torch.linalg.inv(_RGB_FROM_HED)
+__all__ = ["CropSampler", "LabelledImage", "hed_jitter", "boundary_target"]
 
 
 class LabelledImage:
@@ -38,15 +36,15 @@ def boundary_target(inst: np.ndarray) -> np.ndarray:
 
 def hed_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 0.25,
                shift: float = 0.05) -> torch.Tensor:
-    """Scale and shift each stain's optical density per image (float RGB [0, 1], (B, 3, H, W))."""
+    """Scale and shift each stain's optical density per image (float RGB [0, 1], (B, 3, H, W)).
+
+    Scales are ``1 +- strength``; shifts ``+- shift`` in natural-log optical density.
+    """
     b = x.shape[0]
-    od = -torch.log(x.clamp(min=1e-3))
-    hed = torch.einsum("bchw,cd->bdhw", od, _HED_FROM_RGB.to(x))
     alpha = 1 + (torch.rand(b, 3, 1, 1, generator=generator) * 2 - 1) * strength
     beta = (torch.rand(b, 3, 1, 1, generator=generator) * 2 - 1) * shift
-    hed = hed * alpha.to(x) + beta.to(x)
-    od = torch.einsum("bdhw,dc->bchw", hed, _RGB_FROM_HED.to(x))
-    return torch.exp(-od).clamp(0, 1)
+    hed = rgb_to_hed(x.clamp(min=1e-3))
+    return hed_to_rgb(hed * alpha.to(x) + beta.to(x) / OD_UNIT)
 
 
 def _brightness_contrast(x: torch.Tensor, generator: torch.Generator, amount: float = 0.1) -> torch.Tensor:
