@@ -1,15 +1,14 @@
 """``rckd teacher train``: fit the U-Net nuclei teacher on MoNuSeg (or the synthetic world).
 
-The loop: random crops at the teacher's mpp (:class:`~rckd.models.teachers.sampling.CropSampler`),
-loss = BCE + soft Dice on the nuclei channel plus BCE + soft Dice on the boundary channel, AdamW with
-linear warm-up and cosine decay. The schedule's progress is ``max(step / steps, elapsed / budget)``
-so a wall-clock budget (``--minutes``) ends with a fully decayed learning rate. Weights are
-checkpointed to ``<out>/last.safetensors`` (+ JSON) with the optimizer state in
-``<out>/last.state.pt``; ``--resume`` continues from them (the step count and elapsed time carry
-over, so the schedule goes on where it stopped). ``--resume --restart-schedule`` instead starts a
-new warm-up + cosine from the checkpoint (a warm restart): ``--steps`` and ``--minutes`` then count
-from the resume point. The finished teacher is
-``<out>/teacher.safetensors`` (fp16 when ``--fp16``), loadable by ``get_teacher(path)``.
+Training runs on the library's engine (:func:`rckd.engine.fit`): :class:`TeacherTask` wraps the
+:class:`~rckd.models.teachers.unet.UNetTeacher` and its loss (BCE + soft Dice on the nuclei
+channel plus BCE + soft Dice on the boundary channel); :class:`~rckd.models.teachers.sampling.
+TeacherCrops` serves random crops at the teacher's mpp. The engine gives AdamW with a linear
+warm-up and cosine decay, autocast on GPUs, DDP under ``torchrun``, TensorBoard scalars and image
+panels in ``<out>/tb``, checkpoints in ``<out>/checkpoints`` and exact resumption (rerun the same
+command). ``--init`` starts from another teacher checkpoint's weights (fine-tuning, e.g. at another
+mpp). The finished teacher is ``<out>/teacher.safetensors`` (fp16 when ``--fp16``), loadable by
+``get_teacher(path)``, with watershed thresholds tuned on a few training images.
 
 ``data`` is a MoNuSeg-layout root (``holdout`` images are left out) or ``"synthetic"``, which trains
 a small teacher on the synthetic world's exact nuclei masks in about a minute on a CPU.
@@ -19,22 +18,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from rckd.config import RunConfig, option, save_config, to_dict
+from rckd.config import option, save_config, to_dict
+from rckd.engine import FitResult, Task, TrainConfig, fit, init_distributed
+from rckd.engine.distributed import cleanup
 from rckd.io import write_json
-from rckd.models.teachers.sampling import CropSampler, labelled_images
+from rckd.models.teachers.sampling import TeacherCrops, labelled_images
 from rckd.models.teachers.unet import UNetTeacher
-from rckd.runtime import resolve_device, seed_everything
+from rckd.runtime import seed_everything
 
-__all__ = ["TeacherTrainConfig", "train_teacher", "fit_teacher", "teacher_loss", "load_training_images",
-           "export_teacher", "MONUSEG_HOLDOUT"]
+__all__ = ["TeacherTrainConfig", "TeacherTask", "train_teacher", "fit_teacher", "teacher_loss",
+           "load_training_images", "export_teacher", "tuning_images", "MONUSEG_HOLDOUT"]
 
 log = logging.getLogger(__name__)
 
@@ -46,42 +46,41 @@ _AUTO = {"monuseg": {"steps": 4000, "crop": 256, "batch_size": 8},
 
 
 @dataclasses.dataclass
-class TeacherTrainConfig(RunConfig):
+class TeacherTrainConfig(TrainConfig):
     """Train the learned U-Net nuclei teacher on a MoNuSeg-layout root or on the synthetic world."""
 
     out: str = option("runs/teacher", help="output folder")
+    steps: int = option(0, help="optimizer steps (0: 4000 for MoNuSeg, 60 for synthetic)")
+    batch_size: int = option(0, help="crops per process per micro-batch (0: 8)")
+    lr: float = option(2e-3, help="peak AdamW learning rate")
+    weight_decay: float = option(1e-4, help="AdamW weight decay (not on norms/biases)")
+    warmup_steps: int = option(100, help="linear warm-up steps (at most a tenth of the steps)")
+    workers: int = option(1, help="DataLoader worker processes cutting crops")
+    ckpt_every: int = option(100, help="checkpoint every N steps (0: only at the end)")
+    log_every: int = option(20, help="log scalars every N steps")
+    image_every: int = option(500, help="TensorBoard panels (image | nuclei | boundary) every N steps")
     data: str = option("../shared/data/monuseg/train", help="MoNuSeg-layout root, or 'synthetic'")
     holdout: list[str] = option(default_factory=lambda: list(MONUSEG_HOLDOUT),
                                 help="MoNuSeg image ids left out of training")
+    init: str = option("", help="start from this teacher checkpoint's weights (fine-tuning)")
     encoder: str = option("resnet18", help="encoder backbone (timm/rckd name, trained from scratch)")
     mpp: float = option(0.5, help="microns per pixel the teacher runs at")
     encoder_kwargs: dict = option(default_factory=lambda: {"channels": [32, 64, 128, 256], "stem_width": 32},
                                   help="create_backbone keyword arguments (default: a half-width ResNet18)")
     width: int = option(48, help="decoder width")
     skip: int = option(8, help="channels of the full-resolution skip")
-    steps: int = option(0, help="optimizer steps (0: 4000 for MoNuSeg, 60 for synthetic)")
-    minutes: float = option(0.0, help="wall-clock budget in minutes (0: none); ends the cosine early")
     crop: int = option(0, help="crop side at the teacher's mpp (0: 256 MoNuSeg, 128 synthetic)")
-    batch_size: int = option(0, help="crops per step (0: 8)")
-    lr: float = option(2e-3, help="peak AdamW learning rate")
-    weight_decay: float = option(1e-4, help="AdamW weight decay")
-    warmup: int = option(100, help="linear warm-up steps (at most a tenth of the steps)")
     boundary_weight: float = option(1.0, help="weight of the boundary channel's loss")
     synthetic_images: int = option(24, help="synthetic tiles to train on (data=synthetic)")
-    checkpoint_every: int = option(100, help="steps between checkpoints")
-    log_every: int = option(20, help="steps between log lines")
     threads: int = option(0, help="torch CPU threads (0: leave as is)")
-    channels_last: bool = option(True, help="channels-last memory format (faster convolutions on CPU)")
-    resume: bool = option(False, help="continue from <out>/last.* if present")
-    restart_schedule: bool = option(False, help="with --resume: new warm-up + cosine from the checkpoint; "
-                                    "--steps and --minutes count from there (warm restart)")
     fp16: bool = option(True, help="store the finished teacher in fp16")
     tune_images: int = option(6, help="MoNuSeg training images used to pick the watershed thresholds (0: defaults)")
 
 
 def _resolved(cfg: TeacherTrainConfig) -> TeacherTrainConfig:
     auto = _AUTO["synthetic" if cfg.data == "synthetic" else "monuseg"]
-    return dataclasses.replace(cfg, **{k: v for k, v in auto.items() if not getattr(cfg, k)})
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in auto.items() if not getattr(cfg, k)})
+    return dataclasses.replace(cfg, warmup_steps=min(cfg.warmup_steps, max(1, cfg.steps // 10)))
 
 
 def load_training_images(cfg: TeacherTrainConfig):
@@ -97,29 +96,43 @@ def load_training_images(cfg: TeacherTrainConfig):
     return labelled_images((ds[i] for i in range(len(ds))), ds.mpp), ds.names
 
 
-def _soft_dice(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+def _soft_dice(logits: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
     p = torch.sigmoid(logits)
     inter = (p * target).sum(dim=(0, 2, 3))
     return (1 - (2 * inter + eps) / (p.sum(dim=(0, 2, 3)) + target.sum(dim=(0, 2, 3)) + eps)).mean()
 
 
-def teacher_loss(logits: torch.Tensor, target: torch.Tensor, boundary_weight: float = 1.0) -> torch.Tensor:
+def teacher_loss(logits: Tensor, target: Tensor, boundary_weight: float = 1.0) -> Tensor:
     """BCE + soft Dice on each channel (nuclei, boundary); the boundary term weighted."""
     losses = [F.binary_cross_entropy_with_logits(logits[:, c:c + 1], target[:, c:c + 1])
               + _soft_dice(logits[:, c:c + 1], target[:, c:c + 1]) for c in range(logits.shape[1])]
     return losses[0] + boundary_weight * sum(losses[1:])
 
 
-def _batch_dice(logits: torch.Tensor, target: torch.Tensor) -> float:
+def _batch_dice(logits: Tensor, target: Tensor) -> Tensor:
     pred, gt = logits[:, 0] > 0, target[:, 0] > 0.5
     denom = pred.sum() + gt.sum()
-    return 1.0 if denom == 0 else float(2 * (pred & gt).sum() / denom)
+    return torch.where(denom > 0, 2 * (pred & gt).sum() / denom.clamp(min=1), torch.ones((), device=denom.device))
 
 
-def _lr_factor(progress: float, step: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+class TeacherTask(Task):
+    """The U-Net teacher and its loss as an engine task; logs the batch Dice of the nuclei map."""
+
+    def __init__(self, model: UNetTeacher, boundary_weight: float = 1.0) -> None:
+        super().__init__()
+        self.model, self.boundary_weight = model, float(boundary_weight)
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        logits = self.model(batch["image"]).float()
+        loss = teacher_loss(logits, batch["target"], self.boundary_weight)
+        return loss, {"dice": _batch_dice(logits.detach(), batch["target"])}
+
+    def panels(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        x, y = batch["image"][:4], batch["target"][:4]
+        maps = torch.sigmoid(self.model(x).float())
+        grey = lambda m: m.expand(-1, 3, -1, -1)  # noqa: E731
+        return {"teacher/image": x, "teacher/nuclei": grey(maps[:, :1]), "teacher/boundary": grey(maps[:, 1:2]),
+                "teacher/target_nuclei": grey(y[:, :1])}
 
 
 def _meta(cfg: TeacherTrainConfig, model: UNetTeacher, step: int, names: list[str]) -> dict:
@@ -128,85 +141,32 @@ def _meta(cfg: TeacherTrainConfig, model: UNetTeacher, step: int, names: list[st
             "data": cfg.data, "config": to_dict(cfg)}
 
 
-def _save(model: UNetTeacher, opt, cfg, out: Path, step: int, elapsed: float, names, history) -> None:
-    from rckd.models.weights import save_weights
-    from rckd.io import atomic_path
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "last.state.pt") as tmp:
-        torch.save({"optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
-                    "history": history}, tmp)
-    save_weights(model.state_dict(), out / "last", _meta(cfg, model, step, names))
+def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetTeacher, FitResult]:
+    """Train with :func:`rckd.engine.fit`; returns ``(teacher in eval mode, fit result)``.
 
-
-def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetTeacher, dict]:
-    """Train and return ``(teacher, history)``; ``history`` has per-step ``loss``, ``dice`` and ``lr``.
-
-    ``images`` (a list of :class:`LabelledImage`) overrides loading from ``cfg.data``.
-    Checkpoints go to ``cfg.out`` every ``cfg.checkpoint_every`` steps (0 = never).
+    ``images`` (a list of :class:`~rckd.models.teachers.sampling.LabelledImage`) overrides loading
+    from ``cfg.data``.
     """
     cfg = _resolved(cfg)
-    seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
     if images is None:
         images, names = load_training_images(cfg)
-    names = list(names or [])
-    out = Path(cfg.out)
+    info = init_distributed(cfg.device)
+    seed_everything(cfg.seed)
     model = UNetTeacher(cfg.encoder, mpp=cfg.mpp, width=cfg.width, skip=cfg.skip,
-                        encoder_kwargs=cfg.encoder_kwargs).to(device)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sampler = CropSampler(images, cfg.mpp, cfg.crop, seed=cfg.seed)
-    step, elapsed0, history = 0, 0.0, {"loss": [], "dice": [], "lr": []}
-    if cfg.resume and (out / "last.state.pt").is_file():
+                        encoder_kwargs=cfg.encoder_kwargs)
+    if cfg.init:
         from rckd.models.weights import load_weights
-        state, _ = load_weights(out / "last")
-        model.load_state_dict(state)
-        model = model.to(memory_format=fmt)
-        st = torch.load(out / "last.state.pt", weights_only=True)
-        opt.load_state_dict(st["optimizer"])
-        step, elapsed0, history = int(st["step"]), float(st["elapsed"]), st["history"]
-        sampler = CropSampler(images, cfg.mpp, cfg.crop, seed=cfg.seed + step)
-        history.setdefault("lr", [])  # checkpoints from before the lr was recorded
-        log.info("resumed from %s at step %d", out / "last", step)
-    budget, start_step = cfg.minutes * 60.0, step
-    t0 = time.time() - elapsed0
-    # schedule origin: 0 (the run's start) or, for a warm restart, the resume point
-    s0, ts0 = (step, time.time()) if cfg.restart_schedule else (0, t0)
-    model.train()
-    while step - s0 < cfg.steps:
-        progress = max((step - s0) / cfg.steps, (time.time() - ts0) / budget if budget else 0.0)
-        if progress >= 1.0:
-            log.info("wall-clock budget of %.1f min reached at step %d", cfg.minutes, step)
-            break
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * _lr_factor(progress, step - s0, min(cfg.warmup, max(1, cfg.steps // 10)))
-        x, y = sampler.batch(cfg.batch_size)
-        x, y = x.to(device).contiguous(memory_format=fmt), y.to(device)
-        logits = model(x)
-        loss = teacher_loss(logits, y, cfg.boundary_weight)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step}; last good checkpoint kept in {out}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        history["loss"].append(float(loss.detach()))
-        history["dice"].append(_batch_dice(logits.detach(), y))
-        history["lr"].append(opt.param_groups[0]["lr"])
-        if cfg.log_every and step % cfg.log_every == 0:
-            k = cfg.log_every
-            log.info("step %d loss %.4f dice %.3f lr %.2e %.0fs", step, np.mean(history["loss"][-k:]),
-                     np.mean(history["dice"][-k:]), opt.param_groups[0]["lr"], time.time() - t0)
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            _save(model, opt, cfg, out, step, time.time() - t0, names, history)
-    history["steps"] = step
-    history["seconds"] = time.time() - t0
-    history["session_steps"] = step - start_step
-    model.eval()
-    return model, history
+        state, _ = load_weights(cfg.init)
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        log.info("initialised from %s", cfg.init)
+    samples = cfg.steps * cfg.batch_size * cfg.accum_steps * info.world_size
+    crops = TeacherCrops(images, cfg.mpp, cfg.crop, length=samples, seed=cfg.seed)
+    task = TeacherTask(model, cfg.boundary_weight)
+    result = fit(task, crops, cfg, meta={"arch": "unet-teacher", "mpp": cfg.mpp,
+                                         "train_images": list(names or [])})
+    return model.eval(), result
 
 
 def tuning_images(names: list[str], n: int) -> list[str]:
@@ -226,27 +186,39 @@ def _tune(cfg: TeacherTrainConfig, model: UNetTeacher, names: list[str]):
 
 def train_teacher(cfg: TeacherTrainConfig) -> int:
     """CLI entry: train, then write ``<out>/teacher.safetensors`` + JSON and ``train.json``."""
-    from rckd.models.weights import save_weights
     cfg = _resolved(cfg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
     images, names = load_training_images(cfg)
-    log.info("training on %d images (%s), teacher at %.3g mpp", len(images), cfg.data, cfg.mpp)
-    model, history = fit_teacher(cfg, images, names)
+    info = init_distributed(cfg.device)
+    try:
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, out / "config.yaml")
+        log.info("training on %d images (%s), teacher at %.3g mpp", len(images), cfg.data, cfg.mpp)
+        model, result = fit_teacher(cfg, images, names)
+        if info.is_main:
+            _export(cfg, model, result, names)
+    finally:
+        cleanup()
+    return 0
+
+
+def _export(cfg: TeacherTrainConfig, model: UNetTeacher, result: FitResult, names: list[str]) -> Path:
+    from rckd.models.weights import save_weights
+    out = Path(cfg.out)
     if cfg.tune_images and cfg.data != "synthetic":
         model.postprocess_params, table = _tune(cfg, model, names)
         write_json(out / "postprocess_tuning.json", table)
     state = {k: (v.half() if cfg.fp16 and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    meta = _meta(cfg, model, history["steps"], names)
-    meta.update(wall_seconds=round(history["seconds"], 1), dtype="float16" if cfg.fp16 else "float32")
+    meta = _meta(cfg, model, result.step, names)
+    meta.update(wall_seconds=round(result.seconds, 1), dtype="float16" if cfg.fp16 else "float32")
     path = save_weights(state, out / "teacher", meta)
-    write_json(out / "train.json", {"steps": history["steps"], "seconds": history["seconds"],
-                                    "final_loss": float(np.mean(history["loss"][-20:] or [float("nan")])),
-                                    "final_dice": float(np.mean(history["dice"][-20:] or [float("nan")])),
+    write_json(out / "train.json", {"steps": result.step, "seconds": result.seconds,
+                                    "images_per_s": result.images_per_s,
+                                    "final": result.history[-1] if result.history else {},
                                     "train_images": names, "holdout": meta["holdout"]})
-    log.info("teacher written to %s (%d steps, %.0f s)", path, history["steps"], history["seconds"])
-    return 0
+    log.info("teacher written to %s (%d steps, %.0f s)", path, result.step, result.seconds)
+    return path
 
 
 def export_teacher(src: str | Path, dst: str | Path, postprocess: dict | None = None,

@@ -1,4 +1,5 @@
-"""Teacher training: loss falls and Dice rises on real MoNuSeg crops; synthetic data; resume."""
+"""Teacher training on the engine: loss falls and Dice rises on real MoNuSeg crops; synthetic data;
+exact resume; --init; deterministic crops."""
 
 import numpy as np
 import pytest
@@ -6,16 +7,24 @@ import torch
 
 from rckd.config import from_dict
 from rckd.models.teachers.registry import get_teacher
-from rckd.models.teachers.sampling import CropSampler, LabelledImage, boundary_target, hed_jitter
+from rckd.engine import latest_checkpoint
+from rckd.models.teachers.sampling import LabelledImage, TeacherCrops, boundary_target, hed_jitter
+from rckd.models.teachers import training
+from rckd.models.weights import save_weights
 from rckd.models.teachers.training import TeacherTrainConfig, fit_teacher, teacher_loss, train_teacher
 
 NAMES = ["TCGA-18-5592-01Z-00-DX1", "TCGA-AR-A1AK-01Z-00-DX1", "TCGA-HE-7129-01Z-00-DX1"]
 
 
 def _cfg(tmp_path, **kw):
-    base = dict(out=str(tmp_path / "t"), crop=96, batch_size=4, warmup=5, checkpoint_every=0,
-                log_every=0, lr=2e-3, seed=0, threads=1, device="cpu")
+    base = dict(out=str(tmp_path / "t"), crop=96, batch_size=4, warmup_steps=5, ckpt_every=0,
+                log_every=1, image_every=0, lr=2e-3, seed=0, threads=1, workers=0, device="cpu",
+                tensorboard=False)
     return from_dict(TeacherTrainConfig, {**base, **kw})
+
+
+def _curve(result, key):
+    return np.array([row[f"train/{key}"] for row in result.history])
 
 
 def test_loss_falls_and_dice_rises_on_real_crops(shared_data, tmp_path):
@@ -31,46 +40,65 @@ def test_loss_falls_and_dice_rises_on_real_crops(shared_data, tmp_path):
         s = ds[i]
         images.append(LabelledImage(s["image"][:, 300:700, 300:700].clone(),
                                     s["nuclei"][300:700, 300:700].clone(), ds.mpp))
-    _, hist = fit_teacher(_cfg(tmp_path, steps=12), images, NAMES)
-    loss, dice = np.array(hist["loss"]), np.array(hist["dice"])
+    _, result = fit_teacher(_cfg(tmp_path, steps=12), images, NAMES)
+    loss, dice = _curve(result, "loss"), _curve(result, "dice")
+    assert len(loss) == 12
     assert loss[-3:].mean() < loss[:3].mean() - 0.1
     assert dice[-3:].mean() > dice[:3].mean() + 0.1
 
 
-def test_synthetic_training_writes_a_loadable_teacher_and_resumes(tmp_path):
+def test_synthetic_training_writes_a_loadable_teacher_and_logs(tmp_path):
     cfg = _cfg(tmp_path, data="synthetic", steps=2, crop=64, batch_size=2, synthetic_images=2,
-               checkpoint_every=2)
+               image_every=2, tensorboard=True)
     assert train_teacher(cfg) == 0
     out = tmp_path / "t"
-    for name in ("teacher.safetensors", "teacher.json", "last.safetensors", "last.state.pt", "train.json"):
+    for name in ("teacher.safetensors", "teacher.json", "train.json", "config.yaml", "metrics.jsonl"):
         assert (out / name).is_file(), name
+    assert latest_checkpoint(out) is not None and list((out / "tb").glob("events.out.tfevents.*"))
     t = get_teacher(str(out / "teacher.safetensors"))
     assert t.mpp == 0.5 and t.out_channels == 2
     assert next(t.parameters()).dtype == torch.float32  # fp16 file, float32 model
     r = t.response(torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8), 0.5)
     assert r.shape == (1, 1, 64, 64)
-    _, hist = fit_teacher(from_dict(TeacherTrainConfig, {**cfg.__dict__, "steps": 3, "resume": True}))
-    assert hist["steps"] == 3 and len(hist["loss"]) == 3  # two restored, one new
-    assert hist["session_steps"] == 1
 
 
-def test_resume_with_restart_schedule_runs_a_new_warmup_and_cosine(tmp_path):
-    """Plain resume goes on with the old schedule (steps count from 0); a warm restart counts
-    --steps from the checkpoint and starts a fresh warm-up at the new --lr."""
-    cfg = _cfg(tmp_path, data="synthetic", steps=20, crop=64, batch_size=2, synthetic_images=1,
-               checkpoint_every=20, warmup=2)
-    _, first = fit_teacher(cfg)
-    assert first["lr"][:2] == pytest.approx([1e-3, 2e-3])  # warm-up: (step + 1) / 2 of 2e-3
-    d = {**cfg.__dict__, "resume": True, "checkpoint_every": 0}
-    _, plain = fit_teacher(from_dict(TeacherTrainConfig, {**d, "steps": 24}))
-    assert plain["steps"] == 24 and plain["session_steps"] == 4
-    assert plain["lr"][20] == pytest.approx(2e-3 * 0.5 * (1 + np.cos(np.pi * 20 / 24)))
-    _, warm = fit_teacher(from_dict(TeacherTrainConfig, {**d, "steps": 20, "lr": 1e-3, "restart_schedule": True}))
-    assert warm["steps"] == 40 and warm["session_steps"] == 20 and len(warm["loss"]) == 40
-    new = warm["lr"][20:]
-    assert new[:2] == pytest.approx([5e-4, 1e-3])  # fresh warm-up to the new peak
-    assert new[2] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 2 / 20)))  # cosine over the new 20
-    assert all(a > b for a, b in zip(new[1:], new[2:]))
+def test_resume_continues_exactly_and_init_loads_weights(tmp_path, monkeypatch):
+    """An interrupted run resumed by the engine ends with the same weights as an uninterrupted one;
+    --init starts another run from a teacher file."""
+    d = dict(data="synthetic", crop=64, batch_size=2, synthetic_images=2, warmup_steps=1, steps=4, ckpt_every=2)
+    full, _ = fit_teacher(_cfg(tmp_path / "a", **d))
+    calls, real_loss = [], training.teacher_loss
+
+    def crash_at_step_3(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(training, "teacher_loss", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit_teacher(_cfg(tmp_path / "b", **d))
+    assert latest_checkpoint(tmp_path / "b" / "t").name == "step_00000002"
+    monkeypatch.setattr(training, "teacher_loss", real_loss)
+    resumed, result = fit_teacher(_cfg(tmp_path / "b", **d))
+    assert result.step == 4 and [row["step"] for row in result.history] == [3, 4]
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+    save_weights(full.state_dict(), tmp_path / "init", {"teacher": full.describe()})
+    inited, r = fit_teacher(_cfg(tmp_path / "c", **{**d, "steps": 1, "lr": 1e-12, "init": str(tmp_path / "init.safetensors")}))
+    assert r.step == 1 and torch.allclose(inited.head.weight, full.head.weight, atol=1e-6)
+
+
+def test_crops_are_deterministic_per_index():
+    img = LabelledImage(torch.randint(0, 255, (3, 200, 200), dtype=torch.uint8), torch.from_numpy(
+        np.kron(np.arange(25, dtype=np.int32).reshape(5, 5), np.ones((40, 40), np.int32))), 0.25)
+    crops = TeacherCrops([img], 0.5, 32, length=10, seed=1)
+    a, b, c = crops[3], crops[3], crops[4]
+    assert len(crops) == 10 and torch.equal(a["image"], b["image"]) and torch.equal(a["target"], b["target"])
+    assert not torch.equal(a["image"], c["image"])
+    assert a["image"].shape == (3, 32, 32) and a["target"].shape == (2, 32, 32)
+    assert set(torch.unique(a["target"]).tolist()) <= {0.0, 1.0}
+    assert not torch.equal(TeacherCrops([img], 0.5, 32, length=10, seed=2)[3]["image"], a["image"])
 
 
 def test_targets_and_augmentation():
@@ -85,8 +113,6 @@ def test_targets_and_augmentation():
     assert not torch.allclose(hed_jitter(x, g), x, atol=1e-3)
     img = LabelledImage(torch.randint(0, 255, (3, 200, 200), dtype=torch.uint8), torch.from_numpy(
         np.kron(np.arange(25, dtype=np.int32).reshape(5, 5), np.ones((40, 40), np.int32))), 0.25)
-    xb, yb = CropSampler([img], 0.5, 32, seed=1).batch(3)
-    assert xb.shape == (3, 3, 32, 32) and yb.shape == (3, 2, 32, 32)
-    assert set(torch.unique(yb).tolist()) <= {0.0, 1.0}
+    yb = torch.stack([TeacherCrops([img], 0.5, 32, length=3, seed=1)[i]["target"] for i in range(3)])
     logits = torch.where(yb > 0.5, 8.0, -8.0)
     assert float(teacher_loss(logits, yb)) < float(teacher_loss(-logits, yb))
