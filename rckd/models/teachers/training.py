@@ -59,6 +59,7 @@ class TeacherTrainConfig(TrainConfig):
     ckpt_every: int = option(100, help="checkpoint every N steps (0: only at the end)")
     log_every: int = option(20, help="log scalars every N steps")
     image_every: int = option(500, help="TensorBoard panels (image | nuclei | boundary) every N steps")
+    eval_every: int = option(500, help="Dice/AJI/PQ on the tuning images every N steps (0: off)")
     data: str = option("../shared/data/monuseg/train", help="MoNuSeg-layout root, or 'synthetic'")
     holdout: list[str] = option(default_factory=lambda: list(MONUSEG_HOLDOUT),
                                 help="MoNuSeg image ids left out of training")
@@ -165,8 +166,28 @@ def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetT
     crops = TeacherCrops(images, cfg.mpp, cfg.crop, length=samples, seed=cfg.seed)
     task = TeacherTask(model, cfg.boundary_weight)
     result = fit(task, crops, cfg, meta={"arch": "unet-teacher", "mpp": cfg.mpp,
-                                         "train_images": list(names or [])})
+                                         "train_images": list(names or [])},
+                 evaluate=_tuning_scores(cfg, list(names or [])))
     return model.eval(), result
+
+
+def _tuning_scores(cfg: TeacherTrainConfig, names: list[str]):
+    """Engine hook: Dice/AJI/PQ on the tuning images (training images) every ``eval_every`` steps."""
+    if not (cfg.eval_every and cfg.tune_images and names and cfg.data != "synthetic"):
+        return None
+    from rckd.data.datasets.monuseg import MoNuSeg
+    from rckd.models.teachers.evaluate import score_teacher
+    dataset = MoNuSeg(cfg.data, names=tuning_images(names, cfg.tune_images))
+
+    def evaluate(task: TeacherTask, step: int) -> dict[str, float]:
+        task.model.eval()
+        scores = score_teacher(task.model, dataset, names_log=False)
+        task.model.train()
+        log.info("step %d on %d tuning (training) images: dice %.4f aji %.4f pq %.4f", step, len(dataset),
+                 scores["dice"], scores["aji"], scores["pq"])
+        return {f"tune/{k}": scores[k] for k in ("dice", "aji", "pq")}
+
+    return evaluate
 
 
 def tuning_images(names: list[str], n: int) -> list[str]:

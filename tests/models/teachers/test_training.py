@@ -7,7 +7,7 @@ import torch
 
 from rckd.config import from_dict
 from rckd.models.teachers.registry import get_teacher
-from rckd.engine import latest_checkpoint
+from rckd.engine import latest_checkpoint, read_metrics
 from rckd.models.teachers.sampling import LabelledImage, TeacherCrops, boundary_target, hed_jitter
 from rckd.models.teachers import training
 from rckd.models.weights import save_weights
@@ -40,9 +40,12 @@ def test_loss_falls_and_dice_rises_on_real_crops(shared_data, tmp_path):
         s = ds[i]
         images.append(LabelledImage(s["image"][:, 300:700, 300:700].clone(),
                                     s["nuclei"][300:700, 300:700].clone(), ds.mpp))
-    _, result = fit_teacher(_cfg(tmp_path, steps=12), images, NAMES)
+    cfg = _cfg(tmp_path, steps=12, data=str(root), eval_every=12, tune_images=1)
+    _, result = fit_teacher(cfg, images, NAMES)
     loss, dice = _curve(result, "loss"), _curve(result, "dice")
     assert len(loss) == 12
+    scores = [row for row in read_metrics(cfg.out) if "tune/aji" in row]  # whole tuning image
+    assert len(scores) == 1 and scores[0]["step"] == 12 and 0 <= scores[0]["tune/aji"] <= 1
     assert loss[-3:].mean() < loss[:3].mean() - 0.1
     assert dice[-3:].mean() > dice[:3].mean() + 0.1
 
