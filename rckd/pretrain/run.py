@@ -47,6 +47,7 @@ class PretrainConfig(TrainConfig):
     image_size: int = option(384, help="student input side in pixels (assumed 384)")
     mpp: float = option(0.5, help="microns/pixel of synthetic tiles and image folders")
     teacher: str = option("default", help="nuclei teacher for rckd (registry name or file)")
+    teacher_tta: int = option(0, help="teacher test-time dihedral views 1/2/4/8 (0: the teacher's own)")
     teacher_cache: str = option("", help="h5 response cache from 'rckd teacher predict' "
                                          "(default: teacher run on the fly)")
     precompute_targets: bool = option(True, help="rckd with an in-memory pool seen at least once: "
@@ -84,7 +85,7 @@ def build_task(cfg: PretrainConfig, mpp: float):
         if not cfg.teacher_cache:
             from rckd.models.teachers import get_teacher
 
-            teacher = get_teacher(cfg.teacher)
+            teacher = get_teacher(cfg.teacher, tta=cfg.teacher_tta)
         j = cfg.colour_jitter
         augment = (PairedAugment(size, tuple(cfg.crop_scale), hed_sigma=cfg.hed_sigma,
                                  hed_bias=cfg.hed_sigma, brightness=j, contrast=j, saturation=j,

@@ -100,6 +100,8 @@ def test_rckd_student_agrees_with_teacher(rckd_run):
     task.load_state_dict(load_checkpoint(latest_checkpoint(cfg.out))[0])
     trained = dice(task)
     assert trained > 0.6 and trained > at_init + 0.2, (at_init, trained)
+    assert task.teacher.tta == 1
+    assert build_task(dataclasses.replace(cfg, teacher_tta=4), 0.5).teacher.tta == 4
 
 
 def test_export_loads_in_create_backbone_and_timm(tmp_path):
