@@ -242,14 +242,17 @@ def _export(cfg: TeacherTrainConfig, model: UNetTeacher, result: FitResult, name
     return path
 
 
-def export_teacher(src: str | Path, dst: str | Path, postprocess: dict | None = None,
+def export_teacher(src: str | Path, dst: str | Path, teacher: dict | None = None,
                    extra_meta: dict | None = None, fp16: bool = True) -> Path:
-    """Re-save a teacher checkpoint (fp16 by default) with updated post-processing and meta."""
+    """Re-save a teacher checkpoint (fp16 by default) as ``<dst>.safetensors`` + JSON.
+
+    ``teacher`` updates the checkpoint's teacher description (e.g. ``postprocess``, ``tta``,
+    ``name``); ``extra_meta`` is merged into the top level of the JSON.
+    """
     from rckd.models.weights import load_weights, save_weights
     state, meta = load_weights(src)
     meta = {k: v for k, v in meta.items() if k not in ("sha256", "format", "num_tensors", "num_params", "file")}
-    if postprocess:
-        meta["teacher"] = {**meta["teacher"], "postprocess": dict(postprocess)}
+    meta["teacher"] = {**meta["teacher"], **(teacher or {})}
     meta.update(extra_meta or {})
     meta["dtype"] = "float16" if fp16 else "float32"
     state = {k: (v.half() if fp16 and v.is_floating_point() else v.float() if v.is_floating_point() else v)

@@ -11,7 +11,8 @@ from rckd.engine import latest_checkpoint, read_metrics
 from rckd.models.teachers.sampling import LabelledImage, TeacherCrops, boundary_target, hed_jitter
 from rckd.models.teachers import training
 from rckd.models.weights import save_weights
-from rckd.models.teachers.training import TeacherTrainConfig, fit_teacher, teacher_loss, train_teacher
+from rckd.models.teachers.training import (TeacherTrainConfig, export_teacher, fit_teacher, teacher_loss,
+                                          train_teacher)
 
 NAMES = ["TCGA-18-5592-01Z-00-DX1", "TCGA-AR-A1AK-01Z-00-DX1", "TCGA-HE-7129-01Z-00-DX1"]
 
@@ -63,6 +64,12 @@ def test_synthetic_training_writes_a_loadable_teacher_and_logs(tmp_path):
     assert next(t.parameters()).dtype == torch.float32  # fp16 file, float32 model
     r = t.response(torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8), 0.5)
     assert r.shape == (1, 1, 64, 64)
+    pp = {**t.postprocess_params, "marker_threshold": 0.7}
+    export_teacher(out / "teacher", out / "shipped", {"postprocess": pp, "tta": 8, "name": "mine"},
+                   {"licence": "test"}, fp16=True)
+    shipped = get_teacher(str(out / "shipped.safetensors"))
+    assert shipped.tta == 8 and shipped.name == "mine" and shipped.postprocess_params == pp
+    assert torch.equal(shipped.head.weight, t.head.weight)  # both from the same fp16 values
 
 
 def test_resume_continues_exactly_and_init_loads_weights(tmp_path, monkeypatch):
