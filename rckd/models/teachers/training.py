@@ -159,8 +159,9 @@ def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetT
                         encoder_kwargs=cfg.encoder_kwargs)
     if cfg.init:
         from rckd.models.weights import load_weights
-        state, _ = load_weights(cfg.init)
+        state, meta = load_weights(cfg.init)
         model.load_state_dict({k: v.float() for k, v in state.items()})
+        model.postprocess_params.update((meta.get("teacher") or {}).get("postprocess") or {})
         log.info("initialised from %s", cfg.init)
     samples = cfg.steps * cfg.batch_size * cfg.accum_steps * info.world_size
     crops = TeacherCrops(images, cfg.mpp, cfg.crop, length=samples, seed=cfg.seed)

@@ -94,9 +94,11 @@ def test_resume_continues_exactly_and_init_loads_weights(tmp_path, monkeypatch):
     assert result.step == 4 and [row["step"] for row in result.history] == [3, 4]
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+    full.postprocess_params["marker_threshold"] = 0.65
     save_weights(full.state_dict(), tmp_path / "init", {"teacher": full.describe()})
     inited, r = fit_teacher(_cfg(tmp_path / "c", **{**d, "steps": 1, "lr": 1e-12, "init": str(tmp_path / "init.safetensors")}))
     assert r.step == 1 and torch.allclose(inited.head.weight, full.head.weight, atol=1e-6)
+    assert inited.postprocess_params["marker_threshold"] == 0.65  # the init's watershed settings
 
 
 def test_crops_are_deterministic_per_index():
