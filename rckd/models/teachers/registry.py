@@ -51,9 +51,9 @@ class TeacherEntry:
 
 _REGISTRY: dict[str, TeacherEntry] = {
     "monuseg-unet": TeacherEntry(
-        "monuseg-unet", "unet (half-width resnet18 encoder + dense decoder + full-res skip)", 0.5,
+        "monuseg-unet", "unet (half-width resnet18 encoder + dense decoder + full-res skip)", 0.4,
         IMAGENET_NORM, 2, str(WEIGHTS_DIR / "monuseg_unet.safetensors"),
-        "31bdf973d1918fa4337a063aa362fdc7bbddca40af26fd17c42d7bc9bb30118b", "learned nuclei + boundary segmenter, 24 MoNuSeg 2018 images (CC BY-NC-SA 4.0)"),
+        "e91acadd4f7580fbe6ff64b17f4a168bf1c90f5412ee1e18dc70d32640869ab5", "learned nuclei + boundary segmenter, 24 MoNuSeg 2018 images (CC BY-NC-SA 4.0)"),
     "classical": TeacherEntry(
         "classical", "classical (rgb2hed hematoxylin + Otsu + opening)", 0.25, "none (optical density)",
         1, None, None, "deterministic, no weights; the fallback"),

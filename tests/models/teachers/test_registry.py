@@ -81,7 +81,7 @@ def test_shipped_default_teacher():
     assert Path(entry.path).stat().st_size <= 16 * 2**20
     assert (Path(entry.path).parent / "MODEL_CARD.md").is_file()
     t = get_teacher("default")
-    assert isinstance(t, UNetTeacher) and t.mpp == 0.5 and t.out_channels == 2
+    assert isinstance(t, UNetTeacher) and t.mpp == entry.mpp == 0.4 and t.out_channels == 2 and t.tta == 8
     img = torch.full((1, 3, 64, 64), 230, dtype=torch.uint8)
     img[:, 0, 24:40, 24:40], img[:, 1, 24:40, 24:40], img[:, 2, 24:40, 24:40] = 70, 40, 140  # a dark purple disc-ish blob
     r = t.response(img, 0.25)
