@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rckd.data import augment
+
 __all__ = ["Teacher", "to_float", "resample", "dihedral_mean", "MPP_TOLERANCE", "TTA_VIEWS"]
 
 log = logging.getLogger(__name__)
@@ -35,14 +37,12 @@ TTA_VIEWS = (1, 2, 4, 8)  # allowed numbers of test-time dihedral views
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 or float images ``(B, 3, H, W)`` as float32 in [0, 1]."""
+    """uint8 or float images ``(B, 3, H, W)`` (or one ``(3, H, W)``) as float32 in [0, 1]."""
     if images.ndim == 3:
         images = images.unsqueeze(0)
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
-    if images.dtype == torch.uint8:
-        return images.float().div_(255.0)
-    return images.float()
+    return augment.to_float(images)
 
 
 def resample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -84,6 +84,7 @@ class Teacher(nn.Module):
         out_channels: number of maps :meth:`forward_maps` returns (channel 0 = nuclei).
         input_divisor: inputs are padded to a multiple of this at the teacher's mpp.
         tta: dihedral test-time views averaged by :meth:`maps` (1: none; 2, 4 or 8).
+        weights_sha256: sha256 of the weights file it was loaded from ("" without one).
     """
 
     name: str = "teacher"
@@ -91,6 +92,7 @@ class Teacher(nn.Module):
     out_channels: int = 1
     input_divisor: int = 1
     tta: int = 1
+    weights_sha256: str = ""
 
     def forward_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Maps ``(B, out_channels, h, w)`` in [0, 1] for float images ``x`` at ``self.mpp``."""

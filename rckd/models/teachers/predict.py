@@ -169,8 +169,7 @@ def _panel(ds, cache: Path, path: Path, count: int) -> None:
 
 def predict_responses(cfg: PredictConfig) -> int:
     """CLI entry: one response cache (+ panel) per input; finished caches are skipped."""
-    from rckd.io import sha256_file
-    from rckd.models.teachers.registry import get_teacher, teacher_entries
+    from rckd.models.teachers.registry import get_teacher
     from rckd.runtime import resolve_device
 
     out = Path(cfg.out)
@@ -178,10 +177,8 @@ def predict_responses(cfg: PredictConfig) -> int:
     save_config(cfg, out / "predict_config.yaml")
     inputs = _datasets(cfg)  # bad inputs fail before the teacher loads
     teacher = get_teacher(cfg.teacher, device=resolve_device(cfg.device), tta=cfg.tta)
-    entry = teacher_entries().get({"default": "monuseg-unet"}.get(cfg.teacher, cfg.teacher))
-    wpath = entry.path if entry else (cfg.teacher if Path(cfg.teacher).is_file() else None)
     attrs = {"teacher": cfg.teacher, "teacher_mpp": float(teacher.mpp),
-             "teacher_sha256": sha256_file(wpath) if wpath else "", "teacher_tta": int(teacher.tta),
+             "teacher_sha256": teacher.weights_sha256, "teacher_tta": int(teacher.tta),
              "quantisation": "uint8 = round(probability x 255)"}
     for stem, ds, kind in inputs:
         path = out / f"{stem}.h5"

@@ -79,15 +79,23 @@ def register_teacher(name: str, path: str | Path, sha256: str | None = None) -> 
     return entry
 
 
-def _check_file(entry: TeacherEntry) -> Path:
+def _require_file(entry: TeacherEntry) -> Path:
     path = Path(entry.path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights of teacher '{entry.name}' not found "
                                 "(reinstall rckd, train one with 'rckd teacher train', or use --teacher classical)")
-    actual = sha256_file(path)
+    return path
+
+
+def _check_sha(entry: TeacherEntry, actual: str) -> None:
     if entry.sha256 and actual != entry.sha256:
-        raise ValueError(f"{path}: sha256 {actual[:16]}... does not match the registry's "
+        raise ValueError(f"{entry.path}: sha256 {actual[:16]}... does not match the registry's "
                          f"{entry.sha256[:16]}... for teacher '{entry.name}' (file corrupt or replaced)")
+
+
+def _check_file(entry: TeacherEntry) -> Path:
+    path = _require_file(entry)
+    _check_sha(entry, sha256_file(path))
     return path
 
 
@@ -104,6 +112,7 @@ def load_teacher_file(path: str | Path, device: str | torch.device = "cpu", name
                         postprocess_params=t.get("postprocess"))
     model.load_state_dict({k: v.float() for k, v in state.items()})
     model.tta = int(t.get("tta", 1))
+    model.weights_sha256 = str(meta["sha256"])  # the file's, verified by load_weights
     return model.eval().to(device)
 
 
@@ -131,7 +140,9 @@ def _build_teacher(name: str, device: str | torch.device) -> Teacher:
         return ClassicalTeacher().eval()
     if key in _REGISTRY:
         entry = _REGISTRY[key]
-        return load_teacher_file(_check_file(entry), device, name=key)
+        teacher = load_teacher_file(_require_file(entry), device, name=key)  # hashes the file once
+        _check_sha(entry, teacher.weights_sha256)
+        return teacher
     path = Path(name)
     if path.suffix in (".safetensors", ".json") or path.with_name(path.name + ".safetensors").is_file():
         return load_teacher_file(path, device)

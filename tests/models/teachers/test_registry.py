@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 
+from rckd.io import sha256_file
 from rckd.models.teachers import registry as reg
 from rckd.models.teachers.registry import TeacherListConfig, get_teacher, list_teachers
 from rckd.models.teachers.unet import UNetTeacher
@@ -41,6 +42,7 @@ def test_checkpoint_by_path_and_registered_name(tmp_path):
     assert isinstance(t, UNetTeacher) and not t.training
     assert t.response(torch.zeros(1, 3, 40, 40, dtype=torch.uint8), 0.25).shape == (1, 1, 40, 40)
     assert t.tta == 1 and get_teacher(str(st), tta=8).tta == 8
+    assert t.weights_sha256 == sha256_file(st) and get_teacher("classical").weights_sha256 == ""
     with pytest.raises(ValueError, match="tta"):
         get_teacher(str(st), tta=3)
     entry = reg.register_teacher("mine", st)
