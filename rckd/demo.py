@@ -115,7 +115,7 @@ def demo_grid(cfg: DemoConfig, slide: Path, teacher: Path, out: Path) -> dict:
             "glands": {"dataset": "synthetic_seg", "title": "Synthetic glands (mIoU)",
                        "options": {"size": cfg.image_size, "sizes": sizes}},
         },
-        "pool": {"slides": [{"path": str(slide.resolve()), "mpp": 0.5}],
+        "pool": {"sources": [{"path": str(slide.resolve()), "mpp": 0.5}],
                  "tile": {"target_mpp": 0.5, "patch_size": cfg.image_size, "save_images": True,
                           "min_tissue": 0.5}},
         "pretrain": {"image_size": cfg.image_size, "steps": cfg.pretrain_steps,

@@ -6,7 +6,7 @@ The grid is backbone x initialisation x dataset x seed. Initialisations: ``rando
 cells read n/a). Optionally an unlabeled ``pool`` is first tiled from slides/images with
 ``rckd tile``. Layout of ``<out>``::
 
-    pool/slides.csv, pool/<mpp>mpp_<size>px_<overlap>px/   tiles of the unlabeled pool
+    pool/slides.csv, pool/<mpp>mpp_<size>px_<overlap>px/   tiles of the unlabeled pool (+ manifest.json)
     pretrain/<backbone>/<method>[/seed<k>]/                 backbone.safetensors, pretrain.json
     finetune/<backbone>/<init>/<dataset>/seed<k>/           results.json, tb/, config.yaml
     table.md  table.csv  table.png  reproduce.json          the rendered table and run log
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import glob
 import io
 import logging
 import time
@@ -64,7 +63,8 @@ class ReproduceConfig(RunConfig):
     datasets: dict = option(default_factory=dict, cli=False,
                             help="key -> {dataset, root, options, title, paper, metric, finetune}")
     pool: dict = option(default_factory=dict, cli=False,
-                        help="{slides: [{path, mpp}], tile: {TileConfig overrides}} (empty: none)")
+                        help="{sources: [{path, mpp} | {dataset, root, split}], tile: {TileConfig overrides}} "
+                                 "(empty: none; see rckd.pretrain.sources)")
     pretrain: dict = option(default_factory=dict, cli=False, help="PretrainConfig overrides")
     pretrain_methods: dict = option(default_factory=dict, cli=False,
                                     help="method -> PretrainConfig overrides")
@@ -136,30 +136,54 @@ def _root(cfg: ReproduceConfig, root: str) -> str:
 # --------------------------------------------------------------------------- stages
 
 def _tile_pool(cfg: ReproduceConfig, out: Path) -> str | None:
-    """Tile the unlabeled pool with ``rckd tile``; return the tile-set folder (None: no pool)."""
+    """Tile the unlabeled pool with ``rckd tile``; return the tile-set folder (None: no pool).
+
+    ``pool.sources`` is resolved by :func:`rckd.pretrain.sources.resolve_sources` (slides, images
+    and train splits of labelled datasets); ``pool/manifest.json`` records what the pool holds.
+    """
     if not cfg.pool:
         return None
     from rckd.data.wsi.pipeline import TileConfig, run_dir_name, run_tiling
+    from rckd.pretrain.sources import MANIFEST, pool_manifest, resolve_sources
 
-    rows = []
-    for entry in cfg.pool.get("slides", []):
-        matches = sorted(glob.glob(_root(cfg, entry["path"])))
-        if not matches:
-            raise FileNotFoundError(f"{_root(cfg, entry['path'])}: pool slide(s) not found")
-        rows += [(str(Path(m).resolve()), entry.get("mpp", "")) for m in matches]
+    sources = resolve_sources(cfg.pool.get("sources", []), cfg.data_root)
+    if not sources:
+        raise ValueError("pool.sources: no slides or images listed")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "mpp"])
-    w.writerows(rows)
+    w.writerows((str(s.path), "" if s.mpp is None else s.mpp) for s in sources)
     atomic_write_text(out / "pool" / "slides.csv", buf.getvalue())
     tile_cfg = from_dict(TileConfig, {**cfg.pool.get("tile", {}), "slides": [str(out / "pool" / "slides.csv")],
                                       "out": str(out / "pool")})
     run_tiling(tile_cfg)
-    return str(out / "pool" / run_dir_name(tile_cfg) / "patches")
+    patches = out / "pool" / run_dir_name(tile_cfg) / "patches"
+    manifest = pool_manifest(sources, sorted(patches.glob("*.h5")), to_dict(tile_cfg))
+    write_json(patches.parent / MANIFEST, manifest)
+    log.info("pool: %d tiles from %d files (%s)", manifest["tiles"], len(sources),
+             ", ".join(f"{k}: {v['tiles']}" for k, v in manifest["sources"].items()))
+    return str(patches)
+
+
+def _cache_responses(cfg: ReproduceConfig, pool: str, out: Path) -> str:
+    """The RCKD teacher's responses for the whole pool, computed once for every backbone.
+
+    Teacher and test-time views are the rckd pretraining's (``teacher``, ``teacher_tta``); the
+    folder is named after both, and a finished cache is reused only if the same teacher made it.
+    """
+    from rckd.io import safe_name
+    from rckd.models.teachers.predict import PredictConfig, predict_responses
+
+    opts = {**cfg.pretrain, **cfg.pretrain_methods.get("rckd", {})}
+    teacher, tta = str(opts.get("teacher", "default")), int(opts.get("teacher_tta", 0))
+    folder = out / "pool" / "responses" / f"{safe_name(Path(teacher).stem)}_tta{tta}"
+    predict_responses(PredictConfig(inputs=[pool], out=str(folder), teacher=teacher, tta=tta,
+                                    device=cfg.device, batch_size=int(opts.get("batch_size", 16))))
+    return str(folder)
 
 
 def _pretrain(cfg: ReproduceConfig, backbone: str, method: str, seed: int, pool: str | None,
-              out: Path) -> tuple[Path, str]:
+              out: Path, cache: str | None = None) -> tuple[Path, str]:
     from rckd.pretrain.run import PretrainConfig, pretrain
 
     folder = out / "pretrain" / backbone / method / (f"seed{seed}" if cfg.pretrain_per_seed else "")
@@ -168,6 +192,10 @@ def _pretrain(cfg: ReproduceConfig, backbone: str, method: str, seed: int, pool:
                  "backbone": backbone, "out": str(folder), "device": cfg.device, "seed": seed}
     if pool:
         overrides["pool"] = pool
+    if cache and method == "rckd":
+        overrides["teacher_cache"] = cache
+    if overrides.get("probe_root"):
+        overrides["probe_root"] = _root(cfg, overrides["probe_root"])
     pcfg = from_dict(PretrainConfig, overrides)
     if weights.is_file() and (folder / "pretrain.json").is_file():
         saved = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
@@ -278,6 +306,9 @@ def _run_grid(cfg: ReproduceConfig, columns, out: Path, log_rows: list, notes: l
     pool = guarded("pool", "tiles", lambda: _tile_pool(cfg, out)) if cfg.pool else None
     if cfg.pool and pool is None:
         notes.append("the unlabeled pool could not be tiled: pretrained inits were not run")
+    cache = None
+    if pool and "rckd" in cfg.inits and cfg.pool.get("cache_responses", True):
+        cache = guarded("pool", "teacher responses", lambda: _cache_responses(cfg, pool, out))
     for backbone in cfg.backbones:
         for init in cfg.inits:
             if init == "imagenet" and _imagenet_file(cfg, backbone) is None:
@@ -291,7 +322,7 @@ def _run_grid(cfg: ReproduceConfig, columns, out: Path, log_rows: list, notes: l
                         continue
                     p_seed = seed if cfg.pretrain_per_seed else cfg.seeds[0]
                     path = guarded("pretrain", f"{backbone}/{init}/seed{p_seed}",
-                                   lambda: _pretrain(cfg, backbone, init, p_seed, pool, out))
+                                   lambda: _pretrain(cfg, backbone, init, p_seed, pool, out, cache))
                     if path is None:
                         continue
                     weights = str(path)

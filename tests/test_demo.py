@@ -22,9 +22,17 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
     assert stages == {"pool", "pretrain", "finetune"}
     assert 0.0 <= results["teacher"]["teacher_dice_synthetic"] <= 1.0
     # the pool really is an h5 tile set cut from the synthetic slide
-    (h5,) = (out / "grid" / "pool").rglob("*.h5")
+    (h5,) = (out / "grid" / "pool").glob("*/patches/*.h5")
     with h5py.File(h5) as f:
         assert f["coords"].shape[0] > 10 and f["imgs"].shape[1:] == (64, 64, 3)
+        n = f["coords"].shape[0]
+    # the teacher labelled the pool once; the RCKD student names the teacher of those responses
+    (cache,) = (out / "grid" / "pool" / "responses").rglob("*.h5")
+    with h5py.File(cache) as f:
+        assert f["responses"].shape == (n, 64, 64) and f.attrs["teacher_tta"] >= 1
+        sha = f.attrs["teacher_sha256"]
+    (student,) = (out / "grid" / "pretrain").rglob("rckd/**/backbone.json")
+    assert read_json(student)["teacher"]["sha256"] == sha
     # one fine-tuning result per init and task, and the table shows both inits
     finetuned = list((out / "grid" / "finetune").rglob("results.json"))
     assert len(finetuned) == 4

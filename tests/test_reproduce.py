@@ -22,7 +22,7 @@ GRID = {
 
 
 def _fake_runs(monkeypatch, calls):
-    def fake_pretrain(cfg, backbone, method, seed, pool, out):
+    def fake_pretrain(cfg, backbone, method, seed, pool, out, cache=None):
         calls.append(("pretrain", backbone, method, seed))
         return out / "pretrain" / "w.safetensors", "done"
 

@@ -5,7 +5,10 @@ Expected layout (one file, rows in the pool's order): dataset ``responses`` (N, 
 ``"coord"`` when both exist. A folder holds one cache per tile set (``<stem>.h5``, as
 ``rckd teacher predict`` writes them), matched to the pool's tile sets by file stem, in the
 pool's order; for other pools its ``*.h5`` files are concatenated in sorted order.
-Each sample gains ``"target"``; the RCKD task then skips the teacher.
+Each sample gains ``"target"``; the RCKD task then skips the teacher. :attr:`CachedResponses.teacher`
+is the identity of the teacher that made the cache (name, sha256, mpp, test-time views, from the
+cache's attributes), so that a student names the teacher it really learned from; caches of one
+pool made by different teachers are refused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,28 @@ from torch.utils.data import Dataset
 __all__ = ["CachedResponses"]
 
 _KEYS = ("responses", "response")
+
+
+_IDENTITY = {"teacher": "name", "teacher_sha256": "sha256", "teacher_mpp": "mpp", "teacher_tta": "tta"}
+
+
+def _teacher_identity(files: list[Path]) -> dict:
+    """The teacher attributes the cache files share; a mix of teachers is an error."""
+    import h5py
+
+    seen: dict | None = None
+    for f in files:
+        with h5py.File(f, "r") as h:
+            ident = {v: _plain(h.attrs[k]) for k, v in _IDENTITY.items() if k in h.attrs}
+        if seen is not None and ident != seen:
+            raise ValueError(f"{f}: made by teacher {ident}, other files of this cache by {seen}; "
+                             "one pool needs one teacher's responses")
+        seen = ident
+    return seen or {}
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else (value.decode() if isinstance(value, bytes) else value)
 
 
 class CachedResponses(Dataset):
@@ -51,6 +76,7 @@ class CachedResponses(Dataset):
             self.index += [(f, i) for i in range(n)]
         if len(self.index) != len(pool):
             raise ValueError(f"{path}: {len(self.index)} cached responses for a pool of {len(pool)} tiles")
+        self.teacher = _teacher_identity(files)
         self._handles: dict[Path, object] = {}
 
     def __getstate__(self) -> dict:

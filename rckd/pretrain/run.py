@@ -13,11 +13,12 @@ import logging
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from rckd.config import option, save_config, to_dict
 from rckd.engine import TrainConfig, fit
 from rckd.engine.distributed import cleanup, init_distributed
-from rckd.io import write_json
+from rckd.io import read_json, write_json
 from rckd.pretrain import METHODS
 from rckd.pretrain.pools import MemoryDataset
 from rckd.runtime import seed_everything
@@ -69,6 +70,10 @@ class PretrainConfig(TrainConfig):
     imagenet_weights: str = option("", help="local timm-format weights for method=imagenet")
     probe_size: int = option(128, help="labelled synthetic tiles for kNN/linear probes "
                                        "(half train, half test; 0: off); run every eval_every steps")
+    probe_dataset: str = option("", help="probe on this registered classification dataset instead "
+                                         "(train split fits, val scores; test never read)")
+    probe_root: str = option("", help="root folder of probe_dataset")
+    probe_crop: int = option(256, help="probe_dataset images: centre crop side at the pool's mpp")
 
 
 def build_task(cfg: PretrainConfig, mpp: float):
@@ -100,11 +105,14 @@ def build_task(cfg: PretrainConfig, mpp: float):
     raise ValueError(f"unknown method {cfg.method!r} (known: {', '.join(METHODS)})")
 
 
-def _probe(cfg: PretrainConfig):
-    if not (cfg.probe_size and cfg.eval_every):
+def _probe(cfg: PretrainConfig, mpp: float):
+    if not cfg.eval_every or not (cfg.probe_size or cfg.probe_dataset):
         return None
     from rckd.data.synthetic import SyntheticDataset
-    from rckd.pretrain.probes import HealthProbe
+    from rckd.pretrain.probes import HealthProbe, dataset_probe
+
+    if cfg.probe_dataset:
+        return dataset_probe(cfg.probe_dataset, cfg.probe_root, mpp, cfg.probe_crop, cfg.batch_size)
 
     return HealthProbe(SyntheticDataset(cfg.probe_size, seed=cfg.seed + 7919, size=cfg.image_size,
                                         mpp=cfg.mpp, task="classification"), batch_size=cfg.batch_size)
@@ -123,16 +131,39 @@ def _pool(cfg: PretrainConfig):
     return pool
 
 
+def pool_record(cfg: PretrainConfig, pool) -> dict:
+    """What this run was pretrained on: the pool's spec, size, mpp, tile size and, for a pool
+    tiled by ``rckd reproduce``, its manifest (sources, files and tiles per source)."""
+    from rckd.pretrain.sources import MANIFEST
+
+    record = {"pool": cfg.pool, "tiles": len(pool), "mpp": float(pool.mpp), "image_size": cfg.image_size}
+    path = Path(cfg.pool)
+    for folder in ([path.parent, path.parent.parent] if path.suffix == ".h5" else [path, path.parent]):
+        if (folder / MANIFEST).is_file():
+            record["manifest"] = read_json(folder / MANIFEST)
+            break
+    if getattr(pool, "teacher", None):
+        record["responses"] = pool.teacher  # which teacher made the cached responses
+    return record
+
+
 @torch.no_grad()
 def precompute_targets(teacher, images: torch.Tensor, mpp: float, device: torch.device,
                        batch_size: int = 32) -> torch.Tensor:
     """Teacher responses of uint8 tiles (N, 3, H, W) as uint8 (N, H, W) (probability x 255)."""
     teacher = teacher.to(device).eval()
     out = []
-    for i in range(0, len(images), batch_size):
+    for i in tqdm(range(0, len(images), batch_size), desc="teacher responses", unit="batch",
+                  disable=None, mininterval=2.0):
         r = teacher.response(images[i:i + batch_size].to(device), mpp)[:, 0].float()
         out.append(r.mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu())
     return torch.cat(out)
+
+
+def _teacher_record(cfg: PretrainConfig, pool) -> dict | str | None:
+    if cfg.method != "rckd":
+        return None
+    return getattr(pool, "teacher", None) or cfg.teacher
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
@@ -153,7 +184,11 @@ def pretrain(cfg: PretrainConfig) -> Path:
                                      {**meta, "mpp": cfg.mpp, "config": to_dict(cfg)})
             return path
         seed_everything(cfg.seed)
+        if info.is_main:  # the folder and config first: pool preparation can take minutes
+            save_config(cfg, out / "config.yaml")
+        log.info("%s/%s: preparing the pool %s", cfg.method, cfg.backbone, cfg.pool)
         pool = _pool(cfg)
+        log.info("pool: %d tiles at %.3g um/px", len(pool), float(pool.mpp))
         mpp = float(pool.mpp)
         task = build_task(cfg, mpp)
         seen = cfg.steps * cfg.batch_size * cfg.accum_steps * info.world_size
@@ -162,13 +197,13 @@ def pretrain(cfg: PretrainConfig) -> Path:
             pool.data["target"] = precompute_targets(task.teacher, pool.data["image"], mpp,
                                                      info.device, cfg.batch_size)
         if info.is_main:
-            save_config(cfg, out / "config.yaml")
+            write_json(out / "pool.json", pool_record(cfg, pool))
         result = fit(task, pool, cfg, meta={**meta, "arch": cfg.backbone, "mpp": mpp},
-                     evaluate=_probe(cfg))
+                     evaluate=_probe(cfg, mpp))
         path = out / "backbone.safetensors"
         if info.is_main:
             path = task.export(out / "backbone", {**meta, "mpp": mpp, "step": result.step,
-                                                  "teacher": cfg.teacher if cfg.method == "rckd" else None,
+                                                  "teacher": _teacher_record(cfg, pool),
                                                   "config": to_dict(cfg)})
             last = result.history[-1] if result.history else {}
             write_json(out / "pretrain.json", {

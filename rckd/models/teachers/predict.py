@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from rckd.config import RunConfig, option, save_config
 from rckd.io import atomic_path, safe_name
@@ -110,6 +111,21 @@ def _open_partial(path: Path, n: int, hw: tuple[int, int], attrs: dict):
     return h, 0
 
 
+def _check_complete(path: Path, attrs: dict) -> None:
+    """A finished cache is reused only if the same teacher (weights, mpp, views) made it."""
+    import h5py
+
+    with h5py.File(path, "r") as h:
+        saved = {k: h.attrs.get(k) for k in ("teacher_sha256", "teacher_tta", "teacher_mpp")}
+    for key, value in saved.items():
+        want = attrs.get(key)
+        if isinstance(value, bytes):
+            value = value.decode()
+        if value is None or (value != want if not isinstance(want, float) else abs(float(value) - want) > 1e-9):
+            raise ValueError(f"{path}: complete cache made with {key}={value!r}, this run has {want!r}; "
+                             "use another --out (caches are not mixed)")
+
+
 def predict_dataset(teacher, ds, path: Path, attrs: dict, batch_size: int = 16,
                     extra: dict | None = None) -> Path:
     """Fill ``path`` (final name) with ``teacher``'s responses for ``ds``; resumable."""
@@ -125,7 +141,8 @@ def predict_dataset(teacher, ds, path: Path, attrs: dict, batch_size: int = 16,
         for k, v in (extra or {}).items():
             if k not in h:
                 h.create_dataset(k, data=v)
-        for start in range(done, n, batch_size):
+        for start in tqdm(range(done, n, batch_size), desc=path.stem, unit="batch", disable=None,
+                          mininterval=2.0, leave=False):
             stop = min(n, start + batch_size)
             images = torch.stack([ds[i]["image"] for i in range(start, stop)])
             with torch.no_grad():
@@ -183,7 +200,8 @@ def predict_responses(cfg: PredictConfig) -> int:
     for stem, ds, kind in inputs:
         path = out / f"{stem}.h5"
         if path.is_file():
-            log.info("%s: already complete, skipped", path)
+            _check_complete(path, attrs)
+            log.info("%s: already complete (same teacher), skipped", path)
             continue
         extra = ({"coords": np.asarray(ds.infos[0].coords, dtype=np.int64)} if kind == "tiles"
                  else {"names": np.array([str(p.relative_to(ds.root)) for p in ds.files], dtype="S")})

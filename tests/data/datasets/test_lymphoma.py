@@ -3,6 +3,7 @@ import pytest
 from rckd.data.datasets import get_dataset
 from rckd.data.datasets.base import DatasetError
 from rckd.data.datasets.lymphoma import Lymphoma
+from tests.conftest import shared_path
 
 
 def test_lymphoma_layout_and_class_balance(class_tree):
@@ -32,3 +33,14 @@ def test_unknown_split_and_option(class_tree):
         get_dataset("lymphoma", root, "train", magnification=40)
     with pytest.raises(ValueError, match="unknown dataset"):
         get_dataset("lymph", root, "train")
+
+
+def test_mpp_scales_with_the_copy_width(class_tree):
+    small = class_tree(("CLL", "FL", "MCL"), 2, ".tif")  # the fixture writes 12 px wide images
+    assert Lymphoma(small, "all").mpp == pytest.approx(0.5 * 1388 / 12)
+
+
+def test_real_downscaled_copy_is_about_1_66_um_per_px():
+    ds = Lymphoma(shared_path("lymphoma"), "all")
+    assert len(ds) == 374 and ds.class_counts() == Lymphoma.OFFICIAL_CLASS_COUNTS
+    assert ds.mpp == pytest.approx(0.5 * 1388 / 417)
