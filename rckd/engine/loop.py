@@ -214,16 +214,20 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
     t_start = t_log = time.perf_counter()
     data_time, step, folder = 0.0, start, last_good
 
-    def flush(step: int) -> None:  # reduce pending losses over ranks; stop on NaN/inf
+    def flush(step: int) -> None:  # reduce pending losses over ranks; stop on NaN/inf (before any save)
         nonlocal t_log, data_time, pending
         losses = all_reduce_mean(torch.stack([p[0] for p in pending]))
-        if not torch.isfinite(losses).all():
-            bad = step - len(pending) + 1 + int((~torch.isfinite(losses)).nonzero()[0])
+        norms = all_reduce_mean(torch.stack([p[2] for p in pending]))
+        first = [(int((~torch.isfinite(v)).nonzero()[0]), what, v) for what, v in
+                 (("loss", losses), ("gradient norm", norms)) if not torch.isfinite(v).all()]
+        if first:  # the earliest step wins; a NaN loss also gives NaN gradients, so it comes first
+            i, what, values = min(first, key=lambda f: f[0])
             where = f"{last_good} (step {last_good.name.split('_')[-1].lstrip('0') or 0})" if last_good else "none yet"
-            raise NonFiniteLossError(f"loss became {losses[~torch.isfinite(losses)][0].item()} at step {bad}; "
+            raise NonFiniteLossError(f"{what} became {values[i].item()} at step {step - len(pending) + 1 + i}; "
                                      f"training stopped. Last good checkpoint: {where}")
         elapsed = time.perf_counter() - t_log
         row = {"train/loss": losses.mean().item(), "train/lr": optimizer.param_groups[0]["lr"],
+               "train/grad_norm": norms.mean().item(),
                "perf/images_per_s": images_per_step * len(pending) / max(elapsed, 1e-9),
                "perf/data_fraction": data_time / max(elapsed, 1e-9),
                **{f"train/{k}": v for k, v in _reduce_logs(pending).items()}}
@@ -248,14 +252,12 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
                         loss, logs = model(batch)
                     scaler.scale(loss / accum).backward()
                 step_loss = step_loss + loss.detach().float() / accum
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(task.parameters(), cfg.grad_clip)
+            grad_norm = _grad_norm(task, optimizer, scaler, cfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             task.after_step(step, cfg.steps)
-            pending.append((step_loss, {k: v.detach().float() for k, v in logs.items()}))
+            pending.append((step_loss, {k: v.detach().float() for k, v in logs.items()}, grad_norm))
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps or (cfg.ckpt_every and step % cfg.ckpt_every == 0):
                 flush(step)
@@ -275,7 +277,25 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
                      images_per_step * done / seconds if done else math.nan)
 
 
-def _reduce_logs(pending: Sequence[tuple[Tensor, dict[str, Tensor]]]) -> dict[str, float]:
+def _grad_norm(task: Task, optimizer, scaler, clip: float) -> Tensor:
+    """The total gradient norm (clipped to ``clip`` if > 0), checked at the next log flush.
+
+    A finite loss can still give NaN gradients; they are caught before any checkpoint is saved.
+    With an fp16 loss scaler, inf/NaN gradients are the scaler's business (it skips the step), so
+    the norm is reported as 0 there unless clipping unscaled the gradients.
+    """
+    params = [p for p in task.parameters() if p.grad is not None]
+    if scaler.is_enabled() and clip <= 0:
+        return torch.zeros((), device=params[0].device if params else "cpu")
+    if scaler.is_enabled():
+        scaler.unscale_(optimizer)
+    if clip > 0:
+        norm = nn.utils.clip_grad_norm_(params, clip)
+        return norm if not scaler.is_enabled() else torch.nan_to_num(norm, nan=0.0, posinf=0.0)
+    return nn.utils.get_total_norm([p.grad for p in params]).float()
+
+
+def _reduce_logs(pending: Sequence[tuple[Tensor, dict[str, Tensor], Tensor]]) -> dict[str, float]:
     """Mean over the pending steps and over ranks of each task log value."""
     if not pending or not pending[0][1]:
         return {}

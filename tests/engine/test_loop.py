@@ -103,6 +103,17 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in state.values())
 
 
+def test_nan_gradients_with_a_finite_loss_never_reach_a_checkpoint(tmp_path):
+    cfg = _cfg(tmp_path, log_every=3, ckpt_every=2)
+    with pytest.raises(NonFiniteLossError, match=r"gradient norm became nan at step 5.*\(step 4\)"):
+        _run(cfg, nan_grad_at=5)  # the step-6 checkpoint would hold the NaN weights of step 5
+    folder = latest_checkpoint(cfg.out)
+    assert folder.name == "step_00000004"
+    state, _, _ = load_checkpoint(folder)
+    assert all(torch.isfinite(v).all() for v in state.values())
+    assert all(math.isfinite(r["train/grad_norm"]) and r["train/grad_norm"] > 0 for r in read_metrics(cfg.out))
+
+
 def test_accumulation_matches_larger_batch(tmp_path):
     big = _cfg(tmp_path / "big", steps=4, batch_size=8, ckpt_every=0)
     small = _cfg(tmp_path / "acc", steps=4, batch_size=4, accum_steps=2, ckpt_every=0)

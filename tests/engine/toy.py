@@ -25,12 +25,15 @@ class ToyDataset(torch.utils.data.Dataset):
 
 
 class ToyTask(Task):
-    """Regress 1 - mean(rgb) per pixel, with input noise so the RNG matters; NaN at ``nan_at``."""
+    """Regress 1 - mean(rgb) per pixel, with input noise so the RNG matters; NaN loss from call
+    ``nan_at``, or a finite loss with NaN gradients from call ``nan_grad_at``."""
 
-    def __init__(self, nan_at: int | None = None, crash_at: int | None = None, noise: float = 0.05) -> None:
+    def __init__(self, nan_at: int | None = None, crash_at: int | None = None, noise: float = 0.05,
+                 nan_grad_at: int | None = None) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 1, 1))
         self.nan_at, self.crash_at, self.noise, self.calls = nan_at, crash_at, noise, 0
+        self.nan_grad_at = nan_grad_at
 
     def forward(self, batch):
         self.calls += 1
@@ -39,6 +42,8 @@ class ToyTask(Task):
         x = batch["image"].float() / 255
         target = 1 - x.mean(1, keepdim=True)
         pred = self.net(x + self.noise * torch.randn_like(x))
+        if self.nan_grad_at is not None and self.calls >= self.nan_grad_at:
+            pred.register_hook(lambda g: g * float("nan"))
         loss = F.mse_loss(pred, target)
         if self.nan_at is not None and self.calls >= self.nan_at:
             loss = loss * float("nan")
