@@ -10,7 +10,9 @@
 * ``.channels``, ``.strides``, ``.num_features``, ``.mean``, ``.std``, ``.name``;
 * :class:`Classifier` (or ``backbone.classifier(n)``) attaches a linear head.
 
-``weights`` is a local file: an rckd checkpoint (see :mod:`rckd.models.weights`; it may hold a
+A shipped pretrained name (``<arch>.<tag>``, see :func:`rckd.models.pretrained.list_pretrained`)
+builds ``<arch>`` and loads that packaged file after checking its pinned checksums; a plain
+architecture name is random init. ``weights`` is a local file: an rckd checkpoint (see :mod:`rckd.models.weights`; it may hold a
 whole student, the backbone part is found by its key prefix) or a timm-format state dict
 (``.safetensors``, ``.pth``/``.bin`` read with ``torch.load(weights_only=True)``). Keys that do not
 fit raise ``ValueError`` naming the file and listing the missing and unexpected keys.
@@ -72,6 +74,7 @@ class Backbone(nn.Module):
         self.mean = tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406)))
         self.std = tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225)))
         self.classifier_name = cfg.get("classifier")
+        self.pretrained: str | None = None  # the shipped pretrained name it was built from, if any
 
     @property
     def input_divisor(self) -> int:
@@ -183,7 +186,8 @@ def create_backbone(name: str, weights: str | os.PathLike | None = None, prefix:
     """Build the student backbone ``name`` ("resnet18", "csat" or any timm name).
 
     Args:
-        name: timm registry name (CSAT is registered by ``import rckd``).
+        name: timm registry name (CSAT is registered by ``import rckd``), or a shipped pretrained
+            backbone ``<arch>.<tag>`` (:func:`rckd.models.pretrained.list_pretrained`).
         weights: optional local weight file (rckd checkpoint or timm-format state dict).
         prefix: key prefix of the backbone inside ``weights`` (detected when None).
         **kwargs: passed to ``timm.create_model`` (``drop_path_rate``, ``in_chans``...).
@@ -193,7 +197,16 @@ def create_backbone(name: str, weights: str | os.PathLike | None = None, prefix:
         FileNotFoundError: ``weights`` does not exist.
     """
     import rckd.models.csat  # noqa: F401  (registers "csat" in timm)
+    from rckd.models.pretrained import PRETRAINED, pretrained_file
 
+    if name in PRETRAINED:
+        if weights is not None:
+            raise ValueError(f"{name} is a shipped pretrained backbone; give weights= with its "
+                             f"architecture name ({PRETRAINED[name].arch}) instead")
+        backbone = create_backbone(PRETRAINED[name].arch, **kwargs)
+        load_backbone_weights(backbone, pretrained_file(name))
+        backbone.pretrained = name
+        return backbone
     if not timm.is_model(name):
         raise ValueError(f"unknown backbone {name!r}: not a timm model name "
                          f"(paper backbones: {', '.join(PAPER_BACKBONES)})")

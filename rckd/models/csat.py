@@ -20,6 +20,10 @@ divisible by 32.
 Registered in timm: after ``import rckd``, ``timm.create_model("csat", ...)`` works, including
 ``features_only=True`` and ``pretrained=True, pretrained_cfg_overlay=dict(file=path)`` for a local
 weight file (rckd or timm layout; wrapper key prefixes such as ``backbone.model.`` are stripped).
+The RCKD students shipped with rckd (:mod:`rckd.models.pretrained`) are CSAT's pretrained tags:
+``timm.create_model("csat.<tag>", pretrained=True, num_classes=n)`` loads the packaged file after
+checking both of its pinned checksums (the classifier keeps its random init); the first shipped
+tag is CSAT's default, so plain ``pretrained=True`` loads it too. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
+from rckd.models.pretrained import PRETRAINED, pretrained_file
 from rckd.models.weights import detect_prefix
 
 __all__ = ["CSAT", "csat", "csat_tiny"]
@@ -278,6 +283,13 @@ def checkpoint_filter_fn(state_dict: dict, model: CSAT) -> dict:
 
 def _create_csat(variant: str, pretrained: bool = False, **kwargs) -> CSAT:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
+    tag = kwargs.get("pretrained_cfg")
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    if pretrained and not overlay.get("file"):  # a shipped student: verify before timm reads it
+        name = f"{variant}.{tag}" if isinstance(tag, str) else next(
+            (n for n, e in PRETRAINED.items() if e.arch == variant), None)
+        if name in PRETRAINED:
+            pretrained_file(name)
     return build_model_with_cfg(
         CSAT, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
@@ -296,7 +308,16 @@ def _cfg(url: str = "", **kwargs) -> dict:
     }
 
 
+def _shipped_cfgs() -> dict:
+    """timm cfgs of the shipped RCKD students (backbone-only files; inputs at their mpp)."""
+    return {e.name: _cfg(file=str(e.path), num_classes=0, input_size=(3, e.input_size, e.input_size),
+                         pool_size=(e.input_size // 32,) * 2, license="cc-by-nc-sa-4.0",
+                         notes=(e.description, f"input {e.mpp:g} um/px"))
+            for e in PRETRAINED.values() if e.arch in ("csat", "csat_tiny")}
+
+
 default_cfgs = generate_default_cfgs({
+    **_shipped_cfgs(),
     "csat.untrained": _cfg(),
     "csat_tiny.untrained": _cfg(input_size=(3, 224, 224), pool_size=(7, 7)),
 })

@@ -25,11 +25,14 @@ from torch import nn
 
 from rckd.io import atomic_path, read_json, sha256_file, write_json
 
-__all__ = ["save_weights", "load_weights", "read_state_dict", "weights_paths", "detect_prefix", "FORMAT"]
+__all__ = ["save_weights", "load_weights", "read_state_dict", "weights_paths", "detect_prefix", "FORMAT",
+           "WEIGHTS_DIR", "verify_pinned", "to_half"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "rckd-weights-v1"
+#: the weight files shipped inside the package (teacher, pretrained students)
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 _NESTED_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module")
 
@@ -106,6 +109,28 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu"
         raise ValueError(f"{st_path}: sha256 {actual[:12]}... does not match {json_path.name} "
                          f"({str(expected)[:12]}...): file corrupt or replaced")
     return load_file(str(st_path), device=str(device)), meta
+
+
+def verify_pinned(path: str | os.PathLike, sha256: str, sidecar_sha256: str, what: str) -> Path:
+    """Check a shipped weight file and its JSON sidecar against checksums pinned in the code.
+
+    Returns the ``.safetensors`` path. Raises ``FileNotFoundError`` (missing file) or
+    ``ValueError`` (either checksum differs: the file was replaced or the sidecar edited).
+    """
+    st_path, json_path = weights_paths(path)
+    for p, pinned in ((st_path, sha256), (json_path, sidecar_sha256)):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: file of {what} not found (reinstall rckd)")
+        actual = sha256_file(p)
+        if actual != pinned:
+            raise ValueError(f"{p}: sha256 {actual[:16]}... does not match the pinned {pinned[:16]}... "
+                             f"of {what} (file corrupt, replaced or edited)")
+    return st_path
+
+
+def to_half(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors as fp16 (for shipping); integer buffers unchanged."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:

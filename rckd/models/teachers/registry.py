@@ -23,13 +23,13 @@ import torch
 from rckd.config import option
 from rckd.io import sha256_file
 from rckd.models.teachers.base import TTA_VIEWS, Teacher
+from rckd.models.weights import WEIGHTS_DIR
 
 __all__ = ["TeacherEntry", "TeacherListConfig", "get_teacher", "list_teachers", "register_teacher",
            "teacher_entries", "teacher_status", "load_teacher_file", "WEIGHTS_DIR", "DEFAULT_TEACHER"]
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 DEFAULT_TEACHER = "monuseg-unet"
 _ALIASES = {"default": DEFAULT_TEACHER}
 IMAGENET_NORM = "mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)"
@@ -47,13 +47,15 @@ class TeacherEntry:
     path: str | None = None
     sha256: str | None = None
     description: str = ""
+    sidecar_sha256: str | None = None  # of the JSON sidecar (mpp, post-processing, tta), if pinned
 
 
 _REGISTRY: dict[str, TeacherEntry] = {
     "monuseg-unet": TeacherEntry(
         "monuseg-unet", "unet (half-width resnet18 encoder + dense decoder + full-res skip)", 0.4,
         IMAGENET_NORM, 2, str(WEIGHTS_DIR / "monuseg_unet.safetensors"),
-        "e91acadd4f7580fbe6ff64b17f4a168bf1c90f5412ee1e18dc70d32640869ab5", "learned nuclei + boundary segmenter, 24 MoNuSeg 2018 images (CC BY-NC-SA 4.0)"),
+        "e91acadd4f7580fbe6ff64b17f4a168bf1c90f5412ee1e18dc70d32640869ab5", "learned nuclei + boundary segmenter, 24 MoNuSeg 2018 images (CC BY-NC-SA 4.0)",
+        "7b9b970682430493d8582a9f397831a57baf03d67c5698c3482805cbc1a39519"),
     "classical": TeacherEntry(
         "classical", "classical (rgb2hed hematoxylin + Otsu + opening)", 0.25, "none (optical density)",
         1, None, None, "deterministic, no weights; the fallback"),
@@ -93,9 +95,23 @@ def _check_sha(entry: TeacherEntry, actual: str) -> None:
                          f"{entry.sha256[:16]}... for teacher '{entry.name}' (file corrupt or replaced)")
 
 
+def _check_sidecar(entry: TeacherEntry) -> None:
+    """The shipped sidecar holds the teacher's mpp and post-processing: pinned like the weights."""
+    if not entry.sidecar_sha256:
+        return
+    from rckd.models.weights import weights_paths
+
+    _, json_path = weights_paths(entry.path)
+    actual = sha256_file(json_path)
+    if actual != entry.sidecar_sha256:
+        raise ValueError(f"{json_path}: sha256 {actual[:16]}... does not match the registry's "
+                         f"{entry.sidecar_sha256[:16]}... for teacher '{entry.name}' (sidecar edited or replaced)")
+
+
 def _check_file(entry: TeacherEntry) -> Path:
     path = _require_file(entry)
     _check_sha(entry, sha256_file(path))
+    _check_sidecar(entry)
     return path
 
 
@@ -140,6 +156,7 @@ def _build_teacher(name: str, device: str | torch.device) -> Teacher:
         return ClassicalTeacher().eval()
     if key in _REGISTRY:
         entry = _REGISTRY[key]
+        _check_sidecar(entry)  # before its mpp and post-processing are trusted
         teacher = load_teacher_file(_require_file(entry), device, name=key)  # hashes the file once
         _check_sha(entry, teacher.weights_sha256)
         return teacher

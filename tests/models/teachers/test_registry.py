@@ -89,3 +89,21 @@ def test_shipped_default_teacher():
     r = t.response(img, 0.25)
     assert r.shape == (1, 1, 64, 64)
     assert float(r[0, 0, 28:36, 28:36].mean()) > float(r[0, 0, :8, :8].mean())
+
+
+def test_edited_sidecar_of_the_shipped_teacher_is_refused(tmp_path, monkeypatch):
+    """A changed mpp in the shipped JSON (weights untouched) must not be trusted."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    entry = reg.teacher_entries()["monuseg-unet"]
+    st = Path(shutil.copy(entry.path, tmp_path / "t.safetensors"))
+    js = tmp_path / "t.json"
+    meta = json.loads(Path(entry.path).with_suffix(".json").read_text())
+    meta["teacher"]["mpp"] = 0.25
+    js.write_text(json.dumps(meta))
+    monkeypatch.setitem(reg._REGISTRY, "monuseg-unet", dataclasses.replace(entry, path=str(st)))
+    with pytest.raises(ValueError, match=r"t\.json: sha256 .*\(sidecar edited"):
+        get_teacher("default")
+    assert "does not match" in dict(reg.teacher_status())["monuseg-unet"]

@@ -1,0 +1,71 @@
+"""Pretrained student backbones shipped in the package: names, files, pinned checksums.
+
+A name is ``<arch>.<tag>`` (timm's convention): ``csat.rckd_realcpu`` is CSAT distilled by RCKD
+on the real CPU pool of ``experiments/real_cpu.yaml``. Each entry's weights are an fp16
+``safetensors`` file in ``rckd/weights/`` beside its JSON sidecar and a model card; both files'
+sha256 are pinned here, so a replaced weight file *or* an edited sidecar (say, another mpp) is
+refused. Nothing is ever downloaded::
+
+    from rckd.models import list_pretrained, create_backbone
+    list_pretrained()                                  # ['csat.rckd_realcpu', 'resnet18.rckd_realcpu']
+    backbone = create_backbone("csat.rckd_realcpu")    # weights loaded and verified
+    import rckd, timm
+    model = timm.create_model("csat.rckd_realcpu", pretrained=True, num_classes=4)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from rckd.models.weights import WEIGHTS_DIR, verify_pinned
+
+__all__ = ["PretrainedEntry", "PRETRAINED", "list_pretrained", "pretrained_entry", "pretrained_file"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedEntry:
+    """One shipped backbone: architecture, weight file (stem in ``rckd/weights``), checksums."""
+
+    name: str
+    arch: str
+    stem: str
+    sha256: str
+    sidecar_sha256: str
+    mpp: float
+    input_size: int
+    description: str
+
+    @property
+    def path(self) -> Path:
+        """The ``.safetensors`` file."""
+        return WEIGHTS_DIR / f"{self.stem}.safetensors"
+
+    @property
+    def tag(self) -> str:
+        """The part after the architecture (timm's pretrained tag)."""
+        return self.name.split(".", 1)[1]
+
+
+_ENTRIES: tuple[PretrainedEntry, ...] = ()
+
+PRETRAINED: dict[str, PretrainedEntry] = {e.name: e for e in _ENTRIES}
+
+
+def list_pretrained(arch: str | None = None) -> list[str]:
+    """Names of the shipped pretrained backbones (of one architecture if given), sorted."""
+    return sorted(n for n, e in PRETRAINED.items() if arch is None or e.arch == arch)
+
+
+def pretrained_entry(name: str) -> PretrainedEntry:
+    """The entry of a shipped backbone; ``ValueError`` naming the known ones otherwise."""
+    if name not in PRETRAINED:
+        known = ", ".join(list_pretrained()) or "none"
+        raise ValueError(f"no pretrained backbone {name!r} (shipped: {known})")
+    return PRETRAINED[name]
+
+
+def pretrained_file(name: str) -> Path:
+    """The verified ``.safetensors`` path of a shipped backbone (both checksums checked)."""
+    e = pretrained_entry(name)
+    return verify_pinned(e.path, e.sha256, e.sidecar_sha256, f"pretrained backbone '{name}'")
