@@ -117,6 +117,11 @@ def reduce_dict(values: dict[str, torch.Tensor | float]) -> dict[str, float]:
     return dict(zip(keys, stacked))
 
 
+def draw_key(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed for the draw of sample ``index`` in ``epoch`` of a run seeded ``seed``."""
+    return hash((int(seed), int(epoch), int(index))) & (2 ** 63 - 1)  # int tuples hash stably
+
+
 class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Per-rank index batches for steps ``start .. total - 1`` of a run.
 
@@ -124,16 +129,23 @@ class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
     ``shuffle``); global batch ``j`` of the epoch is ``perm[j*B*W : (j+1)*B*W]`` and rank ``r``
     takes every ``W``-th element from ``r``. The tail of each epoch that does not fill a global
     batch is dropped.
+
+    With ``keyed`` each element is ``(index, key)``: ``key`` is a deterministic function of
+    ``(seed, epoch, index)``, unique per draw, so that a dataset can seed its own randomness
+    (random crops in DataLoader workers) from it and a resumed run draws exactly what an
+    uninterrupted one would, whatever the number of workers.
     """
 
     def __init__(self, n: int, batch_size: int, total_steps: int, start_step: int = 0,
-                 world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True) -> None:
+                 world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True,
+                 keyed: bool = False) -> None:
         global_batch = batch_size * world_size
         if n < global_batch:
             raise ValueError(f"the dataset has {n} samples, fewer than one global batch "
                              f"({batch_size} x {world_size} processes = {global_batch})")
         self.n, self.batch_size, self.world_size, self.rank = n, batch_size, world_size, rank
         self.total_steps, self.start_step, self.seed, self.shuffle = total_steps, start_step, seed, shuffle
+        self.keyed = keyed
         self.steps_per_epoch = n // global_batch
 
     def __len__(self) -> int:
@@ -152,5 +164,5 @@ class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
             e, j = divmod(step, self.steps_per_epoch)
             if e != epoch:
                 epoch, perm = e, self._perm(e)
-            chunk = perm[j * gb:(j + 1) * gb]
-            yield chunk[self.rank::self.world_size].tolist()
+            chunk = perm[j * gb:(j + 1) * gb][self.rank::self.world_size].tolist()
+            yield [(i, draw_key(self.seed, e, i)) for i in chunk] if self.keyed else chunk

@@ -201,7 +201,8 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
         find_unused_parameters=task.find_unused_parameters) if is_dist() else task)
     accum = cfg.accum_steps
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.steps * accum, start * accum,
-                               info.world_size, info.rank, cfg.seed)
+                               info.world_size, info.rank, cfg.seed,
+                               keyed=getattr(dataset, "keyed_draws", False))
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=collate_fn,
                         pin_memory=info.device.type == "cuda", persistent_workers=cfg.workers > 0,
                         prefetch_factor=4 if cfg.workers > 0 else None)

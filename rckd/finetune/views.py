@@ -93,15 +93,26 @@ class _View(Dataset):
 
 
 class TrainView(_View):
-    """One ``image_size`` training input per sample (random crop, or the resized image)."""
+    """One ``image_size`` training input per sample (random crop, or the resized image).
 
-    def __getitem__(self, index: int) -> dict:
+    Indexed by ``(index, key)`` (the engine's keyed draws), the crop is drawn from a generator
+    seeded by ``key``: the same draw gives the same crop in any worker, so a resumed run crops
+    exactly as an uninterrupted one. A plain ``index`` uses the global RNG.
+    """
+
+    keyed_draws = True
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        gen = None
+        if isinstance(index, tuple):
+            index, key = index
+            gen = torch.Generator().manual_seed(int(key))
         sample = _pad_to(self._prepare(index), self.image_size)
         h, w = sample["image"].shape[-2:]
         s = self.image_size
         if h > s or w > s:
-            y = int(torch.randint(h - s + 1, (1,)))  # workers' RNGs are seeded by the engine
-            x = int(torch.randint(w - s + 1, (1,)))
+            y = int(torch.randint(h - s + 1, (1,), generator=gen))
+            x = int(torch.randint(w - s + 1, (1,), generator=gen))
             sample = dict(sample)
             sample["image"] = sample["image"][:, y:y + s, x:x + s]
             if "mask" in sample:
