@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 #: config keys that may differ between a finished run and the grid without making it stale
 VOLATILE = frozenset({"out", "device", "threads", "workers", "log_every", "tensorboard",
                       "eval_batch_size", "image_every", "ckpt_every", "keep_checkpoints", "resume",
-                      "compile", "save_model", "tags", "eval_every", "probe_size", "pool_memory_mb"})
+                      "compile", "save_model", "tags", "eval_every", "probe_size", "pool_memory_mb",
+                      "cache_images"})
 
 #: initialisations that need a pretraining run (method name in rckd.pretrain.METHODS)
 PRETRAINED = ("barlow", "moco", "rckd")

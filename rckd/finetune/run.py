@@ -65,6 +65,8 @@ class FinetuneConfig(TrainConfig):
     drop_rate: float = option(0.0, help="dropout before the classification head")
     decoder_width: int = option(64, help="dense decoder width (segmentation)")
     augment: bool = option(True, help="random flips and 90-degree rotations on the device")
+    cache_images: bool = option(True, help="keep decoded, resampled training images in memory "
+                                           "(off for datasets larger than RAM)")
     knn_k: int = option(20, help="neighbours for mode=knn")
     knn_temperature: float = option(0.07, help="softmax temperature of the kNN vote")
     eval_splits: list[str] = option(default_factory=lambda: ["val", "test"],
@@ -213,7 +215,8 @@ def finetune(cfg: FinetuneConfig) -> dict:
         if cfg.epochs > 0:
             steps = max(1, math.ceil(cfg.epochs * len(splits["train"]) / cfg.batch_size))
         train_cfg = dataclasses.replace(cfg, steps=steps)
-        view = TrainView(splits["train"], cfg.image_size, _scale(cfg, splits["train"]), cfg.large_images)
+        view = TrainView(splits["train"], cfg.image_size, _scale(cfg, splits["train"]), cfg.large_images,
+                         cache=cfg.cache_images)
         result = fit(task, view, train_cfg, config=to_dict(train_cfg),
                      meta={"arch": cfg.backbone, "init": cfg.init, "dataset": cfg.dataset})
         timings.update(train_s=result.seconds, images_per_s=result.images_per_s)

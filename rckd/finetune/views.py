@@ -77,19 +77,27 @@ def tile_origins(length: int, size: int) -> list[int]:
 
 
 class _View(Dataset):
-    def __init__(self, dataset: Dataset, image_size: int, scale: float = 1.0, rule: str = "tile") -> None:
+    """``cache``: keep each decoded, resampled sample in memory after its first read (small
+    datasets; every DataLoader worker keeps its own copy)."""
+
+    def __init__(self, dataset: Dataset, image_size: int, scale: float = 1.0, rule: str = "tile",
+                 cache: bool = False) -> None:
         if rule not in ("tile", "resize"):
             raise ValueError(f"large_images must be 'tile' or 'resize', not {rule!r}")
         self.dataset, self.image_size, self.scale, self.rule = dataset, int(image_size), float(scale), rule
+        self._cache: dict[int, dict] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def _prepare(self, index: int) -> dict:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
         sample = self.dataset[index]
-        if self.rule == "resize":
-            return resize_to(sample, self.image_size)
-        return rescale(sample, self.scale)
+        sample = resize_to(sample, self.image_size) if self.rule == "resize" else rescale(sample, self.scale)
+        if self._cache is not None:
+            self._cache[index] = sample
+        return sample
 
 
 class TrainView(_View):

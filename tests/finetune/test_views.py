@@ -84,3 +84,18 @@ def test_keyed_crops_make_resume_with_workers_exact(tmp_path):
     resumed = run(tmp_path / "cut")
     for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_cached_view_reads_each_image_once_and_crops_alike():
+    reads = []
+
+    class Counting(_Crops):
+        def __getitem__(self, i):
+            reads.append(i)
+            return super().__getitem__(i)
+
+    plain, cached = TrainView(_Crops(), 16), TrainView(Counting(), 16, cache=True)
+    for _ in range(3):
+        for key in range(4):
+            assert torch.equal(plain[(key, 7 + key)]["image"], cached[(key, 7 + key)]["image"])
+    assert sorted(reads) == [0, 1, 2, 3]
