@@ -46,11 +46,18 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def resample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinear resize of ``(B, C, H, W)`` to ``size`` with antialiasing when shrinking."""
+    """Bilinear resize of ``(B, C, H, W)`` to ``size`` with antialiasing when shrinking.
+
+    Antialiased resizing has no bf16/fp16 CPU kernel, so under autocast it runs in fp32 and the
+    result is cast back to the input's dtype.
+    """
     size = (int(size[0]), int(size[1]))
     if tuple(x.shape[-2:]) == size:
         return x
     shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    if shrink and x.dtype in (torch.bfloat16, torch.float16):
+        return F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False,
+                             antialias=True).to(x.dtype)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 

@@ -88,3 +88,12 @@ def test_tta_averages_an_orientation_dependent_teacher():
     t.tta = 2  # identity and half turn: left and right columns
     r = t.response(x, 0.5)[0, 0]
     assert float(r[:, 0].min()) == float(r[:, -1].min()) == 0.5 and float(r[0, 1:-1].max()) == 0.0
+
+
+def test_response_under_cpu_bf16_autocast():
+    """RCKD with the teacher inside a bf16 step: the antialiased shrink has no bf16 CPU kernel."""
+    x = torch.rand(1, 2, 40, 40)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.allclose(resample(x.bfloat16(), (20, 20)).float(), resample(x, (20, 20)), atol=1e-2)
+        r = _Probe().response(torch.randint(0, 256, (1, 3, 100, 100), dtype=torch.uint8), mpp=0.25)
+    assert r.shape == (1, 1, 100, 100)
