@@ -18,9 +18,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rckd.models.weights import WEIGHTS_DIR, verify_pinned
+from typing import Any
 
-__all__ = ["PretrainedEntry", "PRETRAINED", "list_pretrained", "pretrained_entry", "pretrained_file"]
+from rckd.io import sha256_file
+from rckd.models.weights import WEIGHTS_DIR, load_weights, save_weights, to_half, verify_pinned
+
+__all__ = ["PretrainedEntry", "PRETRAINED", "list_pretrained", "pretrained_entry", "pretrained_file",
+           "export_student"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,3 +73,17 @@ def pretrained_file(name: str) -> Path:
     """The verified ``.safetensors`` path of a shipped backbone (both checksums checked)."""
     e = pretrained_entry(name)
     return verify_pinned(e.path, e.sha256, e.sidecar_sha256, f"pretrained backbone '{name}'")
+
+
+def export_student(backbone_file: str | Path, stem: str, extra: dict[str, Any],
+                   folder: str | Path = WEIGHTS_DIR) -> tuple[Path, str, str]:
+    """Write a pretrained run's ``backbone.safetensors`` as ``<folder>/<stem>`` in fp16.
+
+    The sidecar keeps the run's meta (architecture, mpp, normalisation, config, teacher) plus
+    ``extra`` (pool, budget, results, licence). Returns the file and the two sha256 to pin in
+    :data:`PRETRAINED`.
+    """
+    state, meta = load_weights(backbone_file)
+    meta = {k: v for k, v in meta.items() if k not in ("sha256", "format", "num_tensors", "num_params", "file")}
+    path = save_weights(to_half(state), Path(folder) / stem, {**meta, **extra, "dtype": "float16"})
+    return path, sha256_file(path), sha256_file(path.with_suffix(".json"))

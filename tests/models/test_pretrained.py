@@ -69,3 +69,17 @@ def test_unknown_pretrained_name_and_missing_file(fake_entry, monkeypatch):
         create_backbone("csat_tiny.gone")
     with pytest.raises(ValueError, match="shipped pretrained backbone"):
         create_backbone("csat_tiny.test", weights=str(entry.path))
+
+
+def test_export_student_halves_weights_and_keeps_the_run_meta(tmp_path):
+    torch.manual_seed(0)
+    b = create_backbone("csat_tiny")
+    run = save_weights(b, tmp_path / "run" / "backbone", {"arch": "csat_tiny", "mpp": 1.0, "method": "rckd"})
+    path, sha, side = pt.export_student(run, "csat_tiny_x", {"pool": "test pool"}, folder=tmp_path / "w")
+    assert sha == sha256_file(path) and side == sha256_file(path.with_suffix(".json"))
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["mpp"] == 1.0 and meta["method"] == "rckd" and meta["pool"] == "test pool"
+    assert meta["dtype"] == "float16" and path.stat().st_size < run.stat().st_size * 0.6
+    again = create_backbone("csat_tiny", weights=path)
+    for k, v in b.export_state_dict().items():
+        assert torch.allclose(again.export_state_dict()[k], v, atol=1e-2, rtol=1e-2), k
