@@ -144,3 +144,32 @@ def test_shipped_grids_load(name):
     from_dict(PretrainConfig, {**cfg.pretrain, **cfg.pretrain_methods.get("moco", {})})
     for spec in cfg.datasets.values():
         from_dict(FinetuneConfig, {**cfg.finetune, **spec.get("finetune", {})})
+
+
+@pytest.mark.slow
+def test_real_cpu_grid_runs_end_to_end_at_a_reduced_budget(tmp_path):
+    """experiments/real_cpu.yaml as committed, shrunk: one slide in the pool, 2 steps, one seed."""
+    from tests.conftest import shared_path
+
+    data = shared_path()
+    grid = Path(__file__).resolve().parents[1] / "experiments" / "real_cpu.yaml"
+    out = tmp_path / "real"
+    cfg = rp.ReproduceConfig(
+        grid=[str(grid)], out=str(out), data_root=str(data), backbones=["csat_tiny"], seeds=[0],
+        inits=["random", "barlow", "moco", "rckd"],
+        pool={"sources": [{"path": "wsi/CMU-1-Small-Region.svs"}]},
+        pretrain={"steps": 2, "batch_size": 8, "warmup_steps": 1, "eval_every": 2, "ckpt_every": 0,
+                  "log_every": 1},
+        pretrain_methods={"moco": {"moco_queue": 16}},
+        finetune={"steps": 2, "input_mpp": 4.0, "eval_batch_size": 64},
+        datasets={k: {"finetune": {"steps": 2, "batch_size": 4}} for k in
+                  ("lymphoma", "lymphoma_linear", "glas", "glas_grade", "crchisto")})
+    assert rp.reproduce(cfg) == 0
+    manifest = json.loads(next((out / "pool").glob("*/manifest.json")).read_text())
+    assert manifest["tiles"] > 10 and list(manifest["sources"]) == ["wsi/CMU-1-Small-Region.svs"]
+    pool = json.loads((out / "pretrain" / "csat_tiny" / "rckd" / "pool.json").read_text())
+    assert pool["manifest"] == manifest and pool["responses"]["tta"] == 1
+    assert len(list((out / "finetune").rglob("results.json"))) == 4 * 5
+    table = (out / "table.md").read_text()
+    for title in ("Lymphoma (acc %)", "Lymphoma linear probe", "GlaS glands (mIoU)", "GlaS grade", "CRCHisto"):
+        assert title in table

@@ -2,7 +2,7 @@
 
     from rckd.models import create_backbone, list_pretrained, DenseDecoder, save_weights, load_weights
     list_pretrained()                              # the shipped RCKD students, '<arch>.<tag>'
-    backbone = create_backbone("csat.rckd_realcpu")  # one of them, checksums verified
+    backbone = create_backbone("csat.rckd_he5k")  # one of them, checksums verified
     backbone = create_backbone("csat", weights="runs/rckd/backbone.safetensors")
     pyramid = backbone.forward_pyramid(x)          # 4 maps, strides backbone.strides
     decoder = DenseDecoder(backbone.channels, backbone.strides, out_channels=1)

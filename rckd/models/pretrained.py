@@ -1,16 +1,16 @@
 """Pretrained student backbones shipped in the package: names, files, pinned checksums.
 
-A name is ``<arch>.<tag>`` (timm's convention): ``csat.rckd_realcpu`` is CSAT distilled by RCKD
+A name is ``<arch>.<tag>`` (timm's convention): ``csat.rckd_he5k`` is CSAT distilled by RCKD
 on the real CPU pool of ``experiments/real_cpu.yaml``. Each entry's weights are an fp16
 ``safetensors`` file in ``rckd/weights/`` beside its JSON sidecar and a model card; both files'
 sha256 are pinned here, so a replaced weight file *or* an edited sidecar (say, another mpp) is
 refused. Nothing is ever downloaded::
 
     from rckd.models import list_pretrained, create_backbone
-    list_pretrained()                                  # ['csat.rckd_realcpu', 'resnet18.rckd_realcpu']
-    backbone = create_backbone("csat.rckd_realcpu")    # weights loaded and verified
+    list_pretrained()                                  # ['csat.rckd_he5k', 'resnet18.rckd_he5k']
+    backbone = create_backbone("csat.rckd_he5k")    # weights loaded and verified
     import rckd, timm
-    model = timm.create_model("csat.rckd_realcpu", pretrained=True, num_classes=4)
+    model = timm.create_model("csat.rckd_he5k", pretrained=True, num_classes=4)
 """
 
 from __future__ import annotations
