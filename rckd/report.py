@@ -19,8 +19,8 @@ from typing import Iterable, Sequence
 
 from rckd.io import atomic_path, atomic_write_text, read_json
 
-__all__ = ["PAPER", "PAPER_COLUMNS", "Column", "collect", "summarise", "render_markdown",
-           "render_csv", "render_chart", "write_report", "INIT_NAMES"]
+__all__ = ["PAPER", "PAPER_COLUMNS", "Column", "collect", "summarise", "paired_differences",
+           "render_markdown", "render_paired", "render_csv", "render_chart", "write_report", "INIT_NAMES"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,53 @@ def summarise(rows: list[dict], columns: Sequence[Column], backbones: Sequence[s
     return out
 
 
+def paired_differences(rows: list[dict], columns: Sequence[Column], backbones: Sequence[str],
+                       inits: Sequence[str], ref: str = "rckd", split: str = "test") -> list[dict]:
+    """``ref`` minus each other init, seed by seed (same backbone, dataset and fine-tuning seed).
+
+    One record per (backbone, other init): per column the mean/std/n of the per-seed differences
+    (display units) and how many seeds ``ref`` won (``wins``).
+    """
+    value = {}
+    for r in rows:
+        for col in columns:
+            m = r["metrics"].get(split, {}).get(col.metric_key) if r["dataset"] == col.key else None
+            if m is not None:
+                value[(r["backbone"], r["init"], col.key, r["seed"])] = float(m) * col.scale()
+    out = []
+    for b in backbones:
+        for other in (i for i in inits if i != ref):
+            rec = {"backbone": b, "init": other, "cells": {}}
+            for col in columns:
+                diffs = [value[(b, ref, col.key, s)] - v for (bb, i, k, s), v in value.items()
+                         if (bb, i, k) == (b, other, col.key) and (b, ref, col.key, s) in value]
+                mean, std, n = _mean_std(diffs)
+                rec["cells"][col.key] = {"mean": mean, "std": std, "n": n, "wins": sum(d > 0 for d in diffs)}
+            out.append(rec)
+    return out
+
+
+def render_paired(paired: list[dict], columns: Sequence[Column], ref: str = "rckd") -> str:
+    """Markdown table of :func:`paired_differences` (rows without any pair are left out)."""
+    rows = [p for p in paired if any(c["n"] for c in p["cells"].values())]
+    if not rows:
+        return ""
+    name = INIT_NAMES.get(ref, ref)
+    lines = [f"### {name} minus each other init, paired by fine-tuning seed", "",
+             "| backbone | vs | " + " | ".join(c.title for c in columns) + " |",
+             "|" + "---|" * (len(columns) + 2)]
+    for p in rows:
+        cells = []
+        for c in columns:
+            cell, s = p["cells"][c.key], c.scale()
+            cells.append(f"{'+' if cell['mean'] > 0 else ''}{_fmt(cell['mean'], s)} ± {_fmt(cell['std'], s)} "
+                         f"({cell['wins']}/{cell['n']} seeds)" if cell["n"] else "n/a")
+        lines.append(f"| {p['backbone']} | {INIT_NAMES.get(p['init'], p['init'])} | " + " | ".join(cells) + " |")
+    lines += ["", f"Cells: mean ± sample std over seeds of ({name} − init) on the same fine-tuning seed; "
+              f"(k/n seeds): seeds where {name} was higher."]
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(x: float, scale: float) -> str:
     return "—" if not math.isfinite(x) else (f"{x:.1f}" if scale > 1 else f"{x:.3f}")
 
@@ -201,7 +248,11 @@ def write_report(rows: list[dict], columns: Sequence[Column], backbones: Sequenc
                  inits: Sequence[str], out: Path, title: str = "", notes: Sequence[str] = ()) -> dict:
     """Write ``table.md``, ``table.csv`` and ``table.png`` under ``out``; return the summary."""
     summary = summarise(rows, columns, backbones, inits)
-    atomic_write_text(out / "table.md", render_markdown(summary, columns, title, notes))
+    markdown = render_markdown(summary, columns, title, notes)
+    if "rckd" in inits:
+        paired = render_paired(paired_differences(rows, columns, backbones, inits), columns)
+        markdown += "\n" + paired if paired else ""
+    atomic_write_text(out / "table.md", markdown)
     atomic_write_text(out / "table.csv", render_csv(summary, columns))
     render_chart(summary, columns, out / "table.png", title)
     return {"summary": summary, "markdown": (out / "table.md").read_text()}
