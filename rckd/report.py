@@ -20,7 +20,8 @@ from typing import Iterable, Sequence
 from rckd.io import atomic_path, atomic_write_text, read_json
 
 __all__ = ["PAPER", "PAPER_COLUMNS", "Column", "collect", "summarise", "paired_differences",
-           "render_markdown", "render_paired", "render_csv", "render_chart", "write_report", "INIT_NAMES"]
+           "render_markdown", "render_paired", "render_pretraining", "render_csv", "render_chart",
+           "write_report", "INIT_NAMES"]
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,38 @@ def render_paired(paired: list[dict], columns: Sequence[Column], ref: str = "rck
     return "\n".join(lines) + "\n"
 
 
+def render_pretraining(folders: Iterable[Path]) -> str:
+    """Markdown table of finished pretraining runs: images seen, wall time, final loss and the
+    health-probe curve (kNN / linear accuracy at each evaluation step), from each run folder's
+    ``pretrain.json``, ``config.yaml`` and ``metrics.jsonl``."""
+    import json
+
+    import yaml
+
+    lines = []
+    for f in sorted(folders):
+        if not (f / "pretrain.json").is_file():
+            continue
+        run = read_json(f / "pretrain.json")
+        cfg = yaml.safe_load((f / "config.yaml").read_text()) if (f / "config.yaml").is_file() else {}
+        rows = [json.loads(x) for x in (f / "metrics.jsonl").read_text().splitlines() if x.strip()] \
+            if (f / "metrics.jsonl").is_file() else []
+        probes = [r for r in rows if "probe/linear" in r]
+        curve = ", ".join(f"{r['step']}: {100 * r['probe/knn']:.0f}/{100 * r['probe/linear']:.0f}"
+                          for r in probes) or "—"
+        seen = run["steps"] * cfg.get("batch_size", 0) * cfg.get("accum_steps", 1) * run.get("world_size", 1)
+        loss = run.get("final", {}).get("train/loss", math.nan)
+        lines.append(f"| {run['backbone']} | {INIT_NAMES.get(run['method'], run['method'])} | {seen:,} | "
+                     f"{run['seconds'] / 60:.1f} | {run['images_per_s']:.1f} | {loss:.4f} | {curve} |")
+    if not lines:
+        return ""
+    head = ["### Pretraining runs", "",
+            "| backbone | method | images seen | wall min | images/s | final loss | probe kNN/linear % by step |",
+            "|---|---|---:|---:|---:|---:|---|"]
+    return "\n".join(head + lines) + ("\n\nWall time and images/s of the last invocation of each run "
+                                       "(a resumed run counts only its own part).\n")
+
+
 def _fmt(x: float, scale: float) -> str:
     return "—" if not math.isfinite(x) else (f"{x:.1f}" if scale > 1 else f"{x:.3f}")
 
@@ -246,12 +279,19 @@ def render_chart(summary: list[dict], columns: Sequence[Column], path: Path, tit
 
 def write_report(rows: list[dict], columns: Sequence[Column], backbones: Sequence[str],
                  inits: Sequence[str], out: Path, title: str = "", notes: Sequence[str] = ()) -> dict:
-    """Write ``table.md``, ``table.csv`` and ``table.png`` under ``out``; return the summary."""
+    """Write ``table.md``, ``table.csv`` and ``table.png`` under ``out``; return the summary.
+
+    Below the table: RCKD's paired differences (when RCKD is in the grid) and the pretraining
+    runs found under ``out/pretrain/<backbone>/<method>``.
+    """
     summary = summarise(rows, columns, backbones, inits)
     markdown = render_markdown(summary, columns, title, notes)
     if "rckd" in inits:
         paired = render_paired(paired_differences(rows, columns, backbones, inits), columns)
         markdown += "\n" + paired if paired else ""
+    runs = render_pretraining(f for b in backbones for f in (out / "pretrain" / b).glob("*")
+                              if f.name in inits)
+    markdown += "\n" + runs if runs else ""
     atomic_write_text(out / "table.md", markdown)
     atomic_write_text(out / "table.csv", render_csv(summary, columns))
     render_chart(summary, columns, out / "table.png", title)

@@ -173,3 +173,6 @@ def test_real_cpu_grid_runs_end_to_end_at_a_reduced_budget(tmp_path):
     table = (out / "table.md").read_text()
     for title in ("Lymphoma (acc %)", "Lymphoma linear probe", "GlaS glands (mIoU)", "GlaS grade", "CRCHisto"):
         assert title in table
+    assert "| csat_tiny | MoCo |" in table.split("RCKD minus each other init")[1]  # paired differences
+    runs = table.split("### Pretraining runs")[1]
+    assert runs.count("| csat_tiny |") == 3 and "| 16 |" in runs  # 2 steps x 8 images, each method
