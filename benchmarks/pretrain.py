@@ -137,6 +137,8 @@ def main() -> None:
     p.add_argument("--log-every", type=int, default=0, help="loss logging interval (0: the warm-up)")
     p.add_argument("--curve", action="store_true",
                    help="also compare the loss curves of the precisions (same seed, data and steps)")
+    p.add_argument("--teacher-views", type=int, nargs="*", default=[],
+                   help="also measure the default teacher's labelling rate with these TTA views")
     p.add_argument("--pool", default="", help="an existing h5 tile set folder (default: a synthetic slide)")
     p.add_argument("--responses", default="", help="its response cache (with --pool)")
     p.add_argument("--compile", action="store_true")
@@ -166,9 +168,34 @@ def main() -> None:
                                                   cache=cache, precision=precision, channels_last=cl,
                                                   threads=threads)))
     table = render(rows, args)
+    if args.teacher_views:
+        table += teacher_rates(args, tiles)
     print(table)
     if args.out:
         Path(args.out).write_text(table)
+
+
+def teacher_rates(args: argparse.Namespace, tiles: Path) -> str:
+    """Tiles/s of the default teacher labelling the pool (what the response cache costs)."""
+    from rckd.models.teachers import get_teacher
+    from rckd.pretrain.pools import build_pool
+
+    torch.set_num_threads(args.threads[0])
+    pool = build_pool(str(tiles), args.sizes[-1], 0.5, 0, memory_limit_mb=0)
+    images = torch.stack([pool[i]["image"] for i in range(args.batch_size)])
+    lines = [f"\n**Teacher labelling** (default teacher, {args.batch_size} tiles of {args.sizes[-1]} px "
+             f"at {pool.mpp:g} um/px, fp32, {args.threads[0]} thread(s))\n\n| views | tiles/s | x 1 view |\n"
+             "|---:|---:|---:|\n"]
+    rates = {}
+    for views in args.teacher_views:
+        teacher = get_teacher("default", tta=views)
+        with torch.no_grad():
+            teacher.response(images[:2], pool.mpp)  # warm-up
+            t0 = time.perf_counter()
+            teacher.response(images, pool.mpp)
+        rates[views] = len(images) / (time.perf_counter() - t0)
+        lines.append(f"| {views} | {rates[views]:.2f} | {rates[views] / rates[args.teacher_views[0]]:.2f} |\n")
+    return "".join(lines)
 
 
 def run_subprocess(args: argparse.Namespace, one: dict) -> dict:
