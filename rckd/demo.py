@@ -4,7 +4,7 @@ Stages, each the real thing at small scale behind the package's public functions
 
 1. a synthetic pyramidal whole-slide image (:func:`rckd.data.synthetic.write_synthetic_slide`);
 2. a nuclei teacher trained on the synthetic world's exact nuclei masks
-   (:func:`rckd.models.teachers.training.train_teacher`), scored on unseen synthetic tiles;
+   (:func:`rckd.teacher.train.train_teacher`), scored on unseen synthetic tiles;
 3. the grid of :func:`rckd.reproduce.reproduce`: the slide is tiled with ``rckd tile`` into an
    h5 tile set (the unlabeled pool), a ResNet18 student is RCKD-pretrained on it against the
    teacher, then random-init and RCKD-init students are fine-tuned on synthetic tissue
@@ -68,7 +68,7 @@ def _write_slide(cfg: DemoConfig, out: Path) -> Path:
 
 
 def _train_teacher(cfg: DemoConfig, out: Path) -> Path:
-    from rckd.models.teachers.training import TeacherTrainConfig, train_teacher
+    from rckd.teacher.train import TeacherTrainConfig, train_teacher
 
     folder = out / "teacher"
     path = folder / "teacher.safetensors"

@@ -173,7 +173,7 @@ def _cache_responses(cfg: ReproduceConfig, pool: str, out: Path) -> str:
     folder is named after both, and a finished cache is reused only if the same teacher made it.
     """
     from rckd.io import safe_name
-    from rckd.models.teachers.predict import PredictConfig, predict_responses
+    from rckd.teacher.predict import PredictConfig, predict_responses
 
     opts = {**cfg.pretrain, **cfg.pretrain_methods.get("rckd", {})}
     teacher, tta = str(opts.get("teacher", "default")), int(opts.get("teacher_tta", 0))

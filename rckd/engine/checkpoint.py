@@ -7,7 +7,7 @@ Layout under ``<out>/checkpoints/``::
     step_00000100/resume.pt           optimizer, grad scaler, per-rank RNG states (tensors only)
     latest.json                       {"step": 100, "dir": "step_00000100"}, written last
 
-Weights go through :func:`rckd.models.weights.save_weights` (safetensors + JSON, no pickle); the
+Weights go through :func:`rckd.weightfile.save_weights` (safetensors + JSON, no pickle); the
 resume file is read with ``torch.load(weights_only=True)``. ``latest.json`` is replaced only after
 a checkpoint is complete, so a crash mid-save leaves the previous one in charge.
 """
@@ -64,7 +64,7 @@ def save_checkpoint(out: str | Path, step: int, state_dict: dict[str, torch.Tens
     ``keep`` most recent checkpoints are kept (older ones removed after the pointer moves).
     Returns the checkpoint folder.
     """
-    from rckd.models.weights import save_weights
+    from rckd.weightfile import save_weights
 
     root = Path(out) / CHECKPOINT_DIR
     folder = root / f"step_{step:08d}"
@@ -93,7 +93,7 @@ def latest_checkpoint(out: str | Path) -> Path | None:
 
 def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """Return ``(state_dict, meta, resume)`` of a checkpoint folder (checksums verified)."""
-    from rckd.models.weights import load_weights
+    from rckd.weightfile import load_weights
 
     folder = Path(folder)
     state, meta = load_weights(folder / "state")

@@ -1,114 +1,32 @@
-"""Weight files: safetensors beside a JSON sidecar, checksummed, never pickled.
+"""Weights for the models: shipped files pinned by checksum, rckd checkpoints, foreign formats.
 
-``save_weights(obj, "runs/x/backbone", meta)`` writes ``runs/x/backbone.safetensors`` and
-``runs/x/backbone.json`` (``meta`` plus ``sha256``, ``format``, ``num_tensors``), each atomically,
-the JSON last so that a present JSON means a finished checkpoint. ``load_weights`` verifies the
-checksum. ``read_state_dict`` also reads foreign timm-format files (``.safetensors`` without a
-sidecar, or ``.pth``/``.pt``/``.bin`` through ``torch.load(weights_only=True)``).
-
-A module with an ``export_state_dict()`` method (:class:`rckd.models.backbones.Backbone`) is saved
-in the form that method returns, i.e. timm's own key layout, so that
-``timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=...))`` loads it.
+Our own files (safetensors beside a JSON sidecar) are written and read by :mod:`rckd.weightfile`
+(re-exported here). ``verify_pinned`` checks a shipped file (``WEIGHTS_DIR``) and its sidecar
+against checksums pinned in the code. ``read_state_dict`` also reads foreign timm-format files
+(``.safetensors`` without a sidecar, or ``.pth``/``.pt``/``.bin`` through
+``torch.load(weights_only=True)``); ``detect_prefix`` finds the key prefix that maps a file's keys
+onto a model's.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import torch
-from torch import nn
 
-from rckd.io import atomic_path, read_json, sha256_file, write_json
+from rckd.io import sha256_file
+from rckd.weightfile import FORMAT, load_weights, save_weights, weights_paths
 
 __all__ = ["save_weights", "load_weights", "read_state_dict", "weights_paths", "detect_prefix", "FORMAT",
            "WEIGHTS_DIR", "verify_pinned", "to_half"]
 
-log = logging.getLogger(__name__)
-
-FORMAT = "rckd-weights-v1"
 #: the weight files shipped inside the package (teacher, pretrained students)
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 _NESTED_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module")
-
-
-def weights_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """Return ``(<stem>.safetensors, <stem>.json)`` for a stem or either file's path."""
-    path = Path(path)
-    if path.suffix in (".safetensors", ".json"):
-        path = path.with_suffix("")
-    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
-
-
-def _to_state_dict(obj: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    if isinstance(obj, nn.Module):
-        export = getattr(obj, "export_state_dict", None)
-        obj = export() if callable(export) else obj.state_dict()
-    out = {}
-    for key, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"state dict entry {key!r} is a {type(value).__name__}, not a tensor")
-        # clone: safetensors refuses tensors that share storage (tied weights, views)
-        out[key] = value.detach().to("cpu").contiguous().clone()
-    return out
-
-
-def save_weights(obj: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike,
-                 meta: Mapping[str, Any] | None = None) -> Path:
-    """Write ``<path>.safetensors`` and ``<path>.json`` (meta + sha256) atomically.
-
-    Args:
-        obj: a module (its ``export_state_dict()`` if it has one, else ``state_dict()``) or a
-            mapping of tensors.
-        path: the file stem; a ``.safetensors`` or ``.json`` suffix is stripped.
-        meta: JSON-able facts to keep beside the weights (architecture, config, mpp, mean/std,
-            step...). Non-JSON values are written with ``str``.
-
-    Returns:
-        The path of the ``.safetensors`` file.
-    """
-    from safetensors.torch import save_file
-
-    st_path, json_path = weights_paths(path)
-    tensors = _to_state_dict(obj)
-    meta = dict(meta or {})
-    header = {"format": FORMAT, "meta": json.dumps(meta, default=str)}
-    with atomic_path(st_path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-    sidecar = {**meta, "format": FORMAT, "num_tensors": len(tensors),
-               "num_params": int(sum(t.numel() for t in tensors.values())),
-               "file": st_path.name, "sha256": sha256_file(st_path)}
-    write_json(json_path, sidecar)
-    log.info("wrote %s (%d tensors)", st_path, len(tensors))
-    return st_path
-
-
-def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu"
-                 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_weights`, verifying its sha256.
-
-    Raises:
-        FileNotFoundError: the ``.safetensors`` file or its ``.json`` sidecar is missing.
-        ValueError: the checksum does not match.
-    """
-    from safetensors.torch import load_file
-
-    st_path, json_path = weights_paths(path)
-    for p in (st_path, json_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: weights file not found")
-    meta = read_json(json_path)
-    expected = meta.get("sha256")
-    actual = sha256_file(st_path)
-    if expected != actual:
-        raise ValueError(f"{st_path}: sha256 {actual[:12]}... does not match {json_path.name} "
-                         f"({str(expected)[:12]}...): file corrupt or replaced")
-    return load_file(str(st_path), device=str(device)), meta
 
 
 def verify_pinned(path: str | os.PathLike, sha256: str, sidecar_sha256: str, what: str) -> Path:

@@ -198,7 +198,7 @@ def test_pretrain_from_tile_sets_and_teacher_cache(tmp_path):
     """The full data path: rckd tile -> rckd teacher predict -> rckd pretrain (cached targets)."""
     from rckd.data.synthetic import write_synthetic_slide
     from rckd.data.wsi.pipeline import TileConfig, run_tiling
-    from rckd.models.teachers.predict import PredictConfig, predict_responses
+    from rckd.teacher.predict import PredictConfig, predict_responses
 
     slide = write_synthetic_slide(tmp_path / "s.tif", 512, 384, mpp=0.5, seed=3)
     run_tiling(TileConfig(out=str(tmp_path / "tiles"), slides=[str(slide)], target_mpp=0.5, patch_size=64,

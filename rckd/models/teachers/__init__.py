@@ -2,10 +2,8 @@
 
 ``get_teacher(name="default", device="cpu") -> Teacher``; ``Teacher.response(images, mpp)`` gives
 the nuclei probability (B, 1, H, W) at the input resolution (the teacher runs at its own mpp).
-See :mod:`~rckd.models.teachers.registry` (names, weights, checksums),
-:mod:`~rckd.models.teachers.training` (``rckd teacher train``),
-:mod:`~rckd.models.teachers.evaluate` (``rckd teacher eval``) and
-:mod:`~rckd.models.teachers.predict` (``rckd teacher predict``).
+See :mod:`~rckd.models.teachers.registry` (names, weights, checksums). Training, scoring and
+response caching are applications: :mod:`rckd.teacher`.
 """
 
 from rckd.models.teachers.base import Teacher

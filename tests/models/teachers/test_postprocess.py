@@ -4,7 +4,7 @@ import numpy as np
 
 from rckd.metrics.instance import aji
 from rckd.models.teachers.postprocess import instances_from_boundary, instances_from_mask
-from rckd.models.teachers.sampling import boundary_target
+from rckd.teacher.sampling import boundary_target
 
 
 def _two_touching():

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from rckd.config import from_dict
-from rckd.models.teachers.evaluate import TeacherEvalConfig, evaluate_teacher
+from rckd.teacher.evaluate import TeacherEvalConfig, evaluate_teacher
 
 
 def _tree(root):

@@ -8,10 +8,10 @@ import torch
 from rckd.config import from_dict
 from rckd.models.teachers.registry import get_teacher
 from rckd.engine import latest_checkpoint, read_metrics
-from rckd.models.teachers.sampling import LabelledImage, TeacherCrops, boundary_target, hed_jitter
-from rckd.models.teachers import training
+from rckd.teacher.sampling import LabelledImage, TeacherCrops, boundary_target, hed_jitter
+from rckd.teacher import train as training
 from rckd.models.weights import save_weights
-from rckd.models.teachers.training import (TeacherTrainConfig, export_teacher, fit_teacher, teacher_loss,
+from rckd.teacher.train import (TeacherTrainConfig, export_teacher, fit_teacher, teacher_loss,
                                           train_teacher)
 
 NAMES = ["TCGA-18-5592-01Z-00-DX1", "TCGA-AR-A1AK-01Z-00-DX1", "TCGA-HE-7129-01Z-00-DX1"]

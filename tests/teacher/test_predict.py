@@ -8,7 +8,7 @@ from PIL import Image
 
 from rckd.config import from_dict
 from rckd.models.teachers.classical import ClassicalTeacher
-from rckd.models.teachers.predict import PredictConfig, predict_dataset, predict_responses
+from rckd.teacher.predict import PredictConfig, predict_dataset, predict_responses
 
 
 def _folder(root, n=3, size=48):

@@ -2,7 +2,7 @@
 
 Training runs on the library's engine (:func:`rckd.engine.fit`): :class:`TeacherTask` wraps the
 :class:`~rckd.models.teachers.unet.UNetTeacher` and its loss (BCE + soft Dice on the nuclei
-channel plus BCE + soft Dice on the boundary channel); :class:`~rckd.models.teachers.sampling.
+channel plus BCE + soft Dice on the boundary channel); :class:`~rckd.teacher.sampling.
 TeacherCrops` serves random crops at the teacher's mpp. The engine gives AdamW with a linear
 warm-up and cosine decay, autocast on GPUs, DDP under ``torchrun``, TensorBoard scalars and image
 panels in ``<out>/tb``, checkpoints in ``<out>/checkpoints`` and exact resumption (rerun the same
@@ -29,7 +29,7 @@ from rckd.config import option, save_config, to_dict
 from rckd.engine import FitResult, Task, TrainConfig, fit, init_distributed
 from rckd.engine.distributed import cleanup
 from rckd.io import write_json
-from rckd.models.teachers.sampling import TeacherCrops, labelled_images
+from rckd.teacher.sampling import TeacherCrops, labelled_images
 from rckd.models.teachers.unet import UNetTeacher
 from rckd.runtime import seed_everything
 
@@ -145,7 +145,7 @@ def _meta(cfg: TeacherTrainConfig, model: UNetTeacher, step: int, names: list[st
 def fit_teacher(cfg: TeacherTrainConfig, images=None, names=None) -> tuple[UNetTeacher, FitResult]:
     """Train with :func:`rckd.engine.fit`; returns ``(teacher in eval mode, fit result)``.
 
-    ``images`` (a list of :class:`~rckd.models.teachers.sampling.LabelledImage`) overrides loading
+    ``images`` (a list of :class:`~rckd.teacher.sampling.LabelledImage`) overrides loading
     from ``cfg.data``.
     """
     cfg = _resolved(cfg)
@@ -177,7 +177,7 @@ def _tuning_scores(cfg: TeacherTrainConfig, names: list[str]):
     if not (cfg.eval_every and cfg.tune_images and names and cfg.data != "synthetic"):
         return None
     from rckd.data.datasets.monuseg import MoNuSeg
-    from rckd.models.teachers.evaluate import score_teacher
+    from rckd.teacher.evaluate import score_teacher
     dataset = MoNuSeg(cfg.data, names=tuning_images(names, cfg.tune_images))
 
     def evaluate(task: TeacherTask, step: int) -> dict[str, float]:
@@ -199,7 +199,7 @@ def tuning_images(names: list[str], n: int) -> list[str]:
 
 def _tune(cfg: TeacherTrainConfig, model: UNetTeacher, names: list[str]):
     from rckd.data.datasets.monuseg import MoNuSeg
-    from rckd.models.teachers.evaluate import tune_postprocess
+    from rckd.teacher.evaluate import tune_postprocess
     chosen = tuning_images(names, cfg.tune_images)
     params, table = tune_postprocess(model, MoNuSeg(cfg.data, names=chosen))
     log.info("post-processing tuned on training images %s: %s", chosen, params)

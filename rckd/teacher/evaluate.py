@@ -92,7 +92,7 @@ def evaluate_teacher(cfg: TeacherEvalConfig) -> int:
     """CLI entry: score, print a one-line summary, write JSON if asked."""
     from rckd.data.datasets.monuseg import MoNuSeg
     from rckd.models.teachers.registry import get_teacher
-    from rckd.models.teachers.training import MONUSEG_HOLDOUT
+    from rckd.teacher.train import MONUSEG_HOLDOUT
     from rckd.runtime import resolve_device
 
     names = list(cfg.images) or (list(MONUSEG_HOLDOUT) if cfg.holdout else None)
