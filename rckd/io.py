@@ -1,7 +1,9 @@
 """Atomic file output, checksums and JSON helpers shared by every stage.
 
 An existing output is a finished output: everything is written to a temporary file in the
-same folder and renamed into place, so a crash never leaves a partial file behind.
+same folder and renamed into place, so a crash never leaves a partial file behind. Outputs get
+the permissions of any new file (``0666`` less the umask), so collaborators on shared storage can
+read them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,16 +29,24 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or path.suffix) + ".tmp",
-                               dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_file(path.parent, f".{path.name}.", (suffix or path.suffix) + ".tmp")
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create an empty, uniquely named file with mode 0666 less the umask (``tempfile`` uses 0600)."""
+    while True:
+        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return path
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -30,3 +30,15 @@ def test_json_round_trip_and_checksum(tmp_path):
                                            ("a b/c d.svs", "c_d.svs")])
 def test_safe_name_never_escapes(name, expected):
     assert safe_name(name) == expected
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_outputs_honour_the_umask(tmp_path, umask, mode):
+    import os
+
+    old = os.umask(umask)
+    try:
+        path = write_json(tmp_path / f"u{umask:o}.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
