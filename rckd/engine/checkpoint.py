@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from rckd.io import atomic_path, read_json, write_json
+from rckd.weightfile import load_weights, save_weights
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "config_differences",
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "read_resume", "config_differences",
            "rng_state", "set_rng_state", "CHECKPOINT_DIR"]
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,6 @@ def save_checkpoint(out: str | Path, step: int, state_dict: dict[str, torch.Tens
     ``keep`` most recent checkpoints are kept (older ones removed after the pointer moves).
     Returns the checkpoint folder.
     """
-    from rckd.weightfile import save_weights
-
     root = Path(out) / CHECKPOINT_DIR
     folder = root / f"step_{step:08d}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,15 +92,29 @@ def latest_checkpoint(out: str | Path) -> Path | None:
 
 def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """Return ``(state_dict, meta, resume)`` of a checkpoint folder (checksums verified)."""
-    from rckd.weightfile import load_weights
-
     folder = Path(folder)
     state, meta = load_weights(folder / "state")
-    resume = torch.load(folder / "resume.pt", map_location="cpu", weights_only=True)
+    resume = read_resume(folder / "resume.pt")
     if resume.get("step") != meta.get("step"):
         raise ValueError(f"{folder}: weights (step {meta.get('step')}) and resume file "
                          f"(step {resume.get('step')}) disagree")
     return state, meta, resume
+
+
+def read_resume(path: str | Path) -> dict[str, Any]:
+    """The training state in a ``resume.pt``, read without pickle (``weights_only=True``).
+
+    A truncated file, or one that needs pickle, raises ``ValueError`` naming it.
+    """
+    try:
+        resume = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: cannot read the training state ({reason}); remove that checkpoint "
+                         "or start over with resume=false") from None
+    if not isinstance(resume, dict):
+        raise ValueError(f"{path}: not an rckd training state (a {type(resume).__name__}, not a mapping)")
+    return resume
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:

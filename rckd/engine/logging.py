@@ -23,11 +23,27 @@ log = logging.getLogger(__name__)
 
 
 def read_metrics(out: str | Path) -> list[dict[str, Any]]:
-    """Rows of ``<out>/metrics.jsonl`` (empty when absent)."""
+    """Rows of ``<out>/metrics.jsonl`` (empty when absent).
+
+    A torn last line (a crash while it was written) is dropped with a warning; any other line that
+    is not JSON raises ``ValueError`` naming the file and line.
+    """
     path = Path(out) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                log.warning("%s: dropping a torn last line (%s)", path, exc.msg)
+                continue
+            raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg}); remove or fix that line") from None
+    return rows
 
 
 class RunLogger:

@@ -85,7 +85,11 @@ def read_state_dict(path: str | os.PathLike, device: str | torch.device = "cpu"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: weights file not found")
         from safetensors.torch import load_file
-        return load_file(str(path), device=str(device)), {}
+        try:
+            return load_file(str(path), device=str(device)), {}
+        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError...: one line naming the file
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{path}: not a readable safetensors file ({reason})") from None
     if path.suffix in _TORCH_SUFFIXES:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: weights file not found")

@@ -66,12 +66,17 @@ class CachedResponses(Dataset):
         self.pool, self.mpp = pool, pool.mpp
         self.index: list[tuple[Path, int]] = []
         self.coords: dict[Path, np.ndarray | None] = {}
+        tile_hw = tuple(pool[0]["image"].shape[-2:]) if len(pool) else None
         for f in files:
             with h5py.File(f, "r") as h:
                 key = next((k for k in _KEYS if k in h), None)
                 if key is None:
                     raise ValueError(f"{f}: no 'responses' dataset (is it a 'rckd teacher predict' cache?)")
                 n = h[key].shape[0]
+                if tile_hw is not None and tuple(h[key].shape[1:3]) != tile_hw:
+                    raise ValueError(f"{f}: responses of {h[key].shape[1]}x{h[key].shape[2]} px for tiles "
+                                     f"served at {tile_hw[0]}x{tile_hw[1]} px (image_size): predict the "
+                                     "cache at the pool's tile size")
                 self.coords[f] = h["coords"][:] if "coords" in h else None
             self.index += [(f, i) for i in range(n)]
         if len(self.index) != len(pool):
