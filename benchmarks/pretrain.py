@@ -77,6 +77,8 @@ def run_one(args: argparse.Namespace) -> dict:
     args.threads, args.channels_last = args.threads[0], args.channels_last[0]
     from rckd.engine import read_metrics
     from rckd.pretrain.cache import CachedResponses
+    from rckd.pretrain.distill import RCKDOptions
+    from rckd.pretrain.moco import MoCoOptions
     from rckd.pretrain.pools import build_pool
     from rckd.pretrain.run import PretrainConfig, pretrain
 
@@ -94,12 +96,12 @@ def run_one(args: argparse.Namespace) -> dict:
                             device.type == "cuda")
     cfg = PretrainConfig(out=str(out), device=args.device, method=method, backbone=args.backbone,
                          pool=str(tiles), image_size=args.size,
-                         teacher_cache=str(cache) if method == "rckd" and not live else "",
-                         teacher_tta=1, precompute_targets=False,
+                         rckd=RCKDOptions(cache=str(cache) if method == "rckd" and not live else None,
+                                          tta=1, precompute=False),
                          batch_size=args.batch_size, steps=args.warmup + args.steps, warmup_steps=0,
                          log_every=args.log_every or args.warmup, workers=args.workers, precision=args.precision,
-                         channels_last=args.channels_last == "on", compile=args.compile, probe_size=0,
-                         resume=False, tensorboard=False, moco_queue=4096, pool_memory_mb=0)
+                         channels_last=args.channels_last == "on", compile=args.compile, probe_size=None,
+                         resume=False, tensorboard=False, moco=MoCoOptions(queue=4096), pool_memory_mb=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     pretrain(cfg)

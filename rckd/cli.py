@@ -1,10 +1,11 @@
 """The ``rckd`` command line: parse arguments into a config dataclass, call one function.
 
-Each verb names ``module:ConfigClass:function``. The module is imported only when its verb runs,
-so ``rckd --help`` stays fast. Options are generated from the config's fields
-(:mod:`rckd.config`); the function takes the resolved config and returns an exit code or None.
-Bad input (``ValueError``, ``OSError``, ``KeyError``) ends with one line naming the problem and
-a non-zero exit code; ``RCKD_DEBUG=1`` shows the traceback instead.
+Each verb names its config class (``module:Class``) and its function in
+:mod:`rckd.commands.verbs`. Modules are imported only for the verb that runs, so ``rckd --help``,
+``rckd --version`` and ``rckd tile`` start without torch. Options come from the config's field
+declarations (:mod:`rckd.commands.arguments`). Bad input (a ``ValueError`` such as
+:class:`~rckd.config.ConfigError`, an ``OSError`` or a ``KeyError``) ends with one line naming the
+problem and exit code 2; ``RCKD_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -17,67 +18,75 @@ import sys
 from typing import Callable, NamedTuple, Sequence
 
 from rckd import __version__
-from rckd.config import add_config_arguments, config_from_args, parse_args
+from rckd.commands.arguments import add_options, config_from_args, parse_args
 
-__all__ = ["main", "VERBS"]
+__all__ = ["main", "VERBS", "Verb", "build_parser"]
 
 
 class Verb(NamedTuple):
-    """Where a subcommand's config and function live, and its one-line help."""
+    """A subcommand: its config class, its function in rckd.commands.verbs, its one-line help."""
 
-    target: str  # "module:ConfigClass:function"
+    config: str  # "module:ConfigClass"
+    run: str  # function name in rckd.commands.verbs
     help: str
+    config_argument: bool = False  # the first free argument is a YAML config file (a grid)
 
 
 VERBS: dict[str, Verb | dict[str, Verb]] = {
-    "demo": Verb("rckd.demo:DemoConfig:run_demo",
+    "demo": Verb("rckd.demo:DemoConfig", "demo",
                  "whole pipeline on the synthetic world: slide, tiles, teacher, RCKD, fine-tuning"),
-    "doctor": Verb("rckd.doctor:DoctorConfig:run_doctor",
+    "doctor": Verb("rckd.doctor:DoctorConfig", "doctor",
                    "report library versions, devices, datasets and weight files found"),
-    "tile": Verb("rckd.data.wsi.pipeline:TileConfig:run_tiling",
+    "tile": Verb("rckd.data.wsi.pipeline:TileConfig", "tile",
                  "tile whole-slide images by microns per pixel into h5 tile sets"),
     "teacher": {
-        "list": Verb("rckd.models.teachers.registry:TeacherListConfig:list_teachers",
+        "list": Verb("rckd.commands.verbs:TeacherListConfig", "teacher_list",
                      "list registered nuclei teachers"),
-        "train": Verb("rckd.teacher.train:TeacherTrainConfig:train_teacher",
+        "train": Verb("rckd.teacher.train:TeacherTrainConfig", "teacher_train",
                       "train the learned nuclei teacher on a MoNuSeg-layout root"),
-        "eval": Verb("rckd.teacher.evaluate:TeacherEvalConfig:evaluate_teacher",
+        "eval": Verb("rckd.teacher.evaluate:TeacherEvalConfig", "teacher_eval",
                      "Dice, AJI and PQ of a teacher on a MoNuSeg-layout root"),
-        "predict": Verb("rckd.teacher.predict:PredictConfig:predict_responses",
+        "predict": Verb("rckd.teacher.predict:PredictConfig", "teacher_predict",
                         "cache a teacher's responses for an h5 tile set or an image folder"),
     },
-    "pretrain": Verb("rckd.pretrain.run:PretrainConfig:pretrain",
+    "pretrain": Verb("rckd.pretrain.run:PretrainConfig", "pretrain",
                      "pretrain a student backbone (rckd, barlow, moco, imagenet init)"),
-    "finetune": Verb("rckd.finetune.run:FinetuneConfig:finetune",
+    "finetune": Verb("rckd.finetune.run:FinetuneConfig", "finetune",
                      "fine-tune a backbone on a classification or segmentation dataset"),
-    "reproduce": Verb("rckd.reproduce:ReproduceConfig:reproduce",
-                      "run a grid of experiments and render the RCKD table"),
+    "reproduce": Verb("rckd.reproduce:ReproduceConfig", "reproduce",
+                      "run a grid of experiments (GRID.yaml) and render the RCKD table", True),
 }
 
 
-def _resolve(target: str) -> tuple[type, Callable]:
-    module_name, cls_name, fn_name = target.split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, cls_name), getattr(module, fn_name)
+def _config_class(verb: Verb) -> type:
+    module, name = verb.config.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _function(verb: Verb) -> Callable:
+    from rckd.commands import verbs
+
+    return getattr(verbs, verb.run)
 
 
 def _add_verb(subparsers: argparse._SubParsersAction, name: str, verb: Verb, argv: Sequence[str]) -> None:
     parser = subparsers.add_parser(name, help=verb.help, description=verb.help)
-    parser.set_defaults(_target=verb.target)
+    parser.set_defaults(_verb=verb)
     if name not in argv:  # only the chosen verb imports its module
         return
     try:
-        cls, _ = _resolve(verb.target)
+        cls = _config_class(verb)
     except ImportError as exc:
         parser.set_defaults(_unavailable=f"'{name}' is not available: {exc}")
         return
     parser.description = (cls.__doc__ or verb.help).strip()
-    add_config_arguments(parser, cls)
+    add_options(parser, cls, verb.config_argument)
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The full argument parser; verbs named in ``argv`` get their config options."""
-    parser = argparse.ArgumentParser(prog="rckd", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="rckd", description="Response-based Cross-task Knowledge "
+                                     "Distillation for computational pathology.")
     parser.add_argument("--version", action="version", version=f"rckd {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
@@ -109,10 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_unavailable", None):
         print(f"{prog}: error: {args._unavailable}", file=sys.stderr)
         return 2
+    verb: Verb = args._verb
     try:
-        cls, fn = _resolve(args._target)
-        cfg = config_from_args(cls, args)
-        code = fn(cfg)
+        cfg = config_from_args(_config_class(verb), args, verb.config_argument)
+        code = _function(verb)(cfg)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -122,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
-    return code if isinstance(code, int) else 0  # functions may return a result object
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,19 +34,20 @@ log = logging.getLogger(__name__)
 class DemoConfig(RunConfig):
     """Run the whole RCKD pipeline on the synthetic world: slide, tiles, teacher, RCKD, fine-tuning."""
 
-    out: str = option("runs/demo", help="output folder")
+    DEFAULTS = {"out": "runs/demo"}
+
     quick: bool = option(False, help="tiny sizes: about a minute (used by the tests)")
     backbone: str = option("resnet18", help="student backbone")
-    image_size: int = option(96, help="student tile side in pixels (0.5 um/px)")
-    slide_size: int = option(3072, help="side of the synthetic slide in pixels")
-    teacher_steps: int = option(120, help="teacher training steps on synthetic nuclei")
-    pretrain_steps: int = option(100, help="RCKD pretraining steps")
-    finetune_steps: int = option(40, help="fine-tuning steps per run")
-    batch_size: int = option(32, help="pretraining and fine-tuning batch size")
-    train_size: int = option(192, help="labelled training tiles per downstream task")
-    test_size: int = option(128, help="test tiles per downstream task")
-    seeds: list[int] = option(default_factory=lambda: [0, 1], help="fine-tuning seeds")
-    threads: int = option(0, help="torch CPU threads (0: torch's default)")
+    image_size: int = option(96, ge=32, help="student tile side in pixels (0.5 um/px), a multiple of 32")
+    slide_size: int = option(3072, ge=256, help="side of the synthetic slide in pixels")
+    teacher_steps: int = option(120, ge=1, help="teacher training steps on synthetic nuclei")
+    pretrain_steps: int = option(100, ge=1, help="RCKD pretraining steps")
+    finetune_steps: int = option(40, ge=1, help="fine-tuning steps per run")
+    batch_size: int = option(32, ge=1, help="pretraining and fine-tuning batch size")
+    train_size: int = option(192, ge=1, help="labelled training tiles per downstream task")
+    test_size: int = option(128, ge=1, help="test tiles per downstream task")
+    seeds: list[int] = option(default_factory=lambda: [0, 1], ge=0, help="fine-tuning seeds")
+    threads: int | None = option(None, ge=1, help="torch CPU threads (none: torch's default)")
 
 
 def _effective(cfg: DemoConfig) -> DemoConfig:
@@ -87,7 +88,7 @@ def _score_teacher(cfg: DemoConfig, teacher_path: Path) -> dict:
     from rckd.metrics.instance import dice
     from rckd.models.teachers import get_teacher
 
-    teacher = get_teacher(str(teacher_path), device=cfg.device)
+    teacher = get_teacher(str(teacher_path), device=cfg.device)  # "auto" resolves to a real device
     data = SyntheticDataset(16, seed=cfg.seed + 10_000, size=cfg.image_size, mpp=0.5, task="nuclei")
     scores = []
     with torch.no_grad():
@@ -99,7 +100,7 @@ def _score_teacher(cfg: DemoConfig, teacher_path: Path) -> dict:
 
 
 def demo_grid(cfg: DemoConfig, slide: Path, teacher: Path, out: Path) -> dict:
-    """The :class:`~rckd.reproduce.ReproduceConfig` overrides the demo runs."""
+    """The :class:`~rckd.grid.ReproduceConfig` overrides the demo runs."""
     sizes = {"train": cfg.train_size, "val": max(8, cfg.test_size // 4), "test": cfg.test_size}
     train_steps = {"steps": cfg.finetune_steps, "batch_size": cfg.batch_size, "lr": 1e-3,
                    "warmup_steps": max(1, cfg.finetune_steps // 10), "image_size": cfg.image_size,
@@ -119,9 +120,10 @@ def demo_grid(cfg: DemoConfig, slide: Path, teacher: Path, out: Path) -> dict:
                  "tile": {"target_mpp": 0.5, "patch_size": cfg.image_size, "save_images": True,
                           "min_tissue": 0.5}},
         "pretrain": {"image_size": cfg.image_size, "steps": cfg.pretrain_steps,
-                     "batch_size": cfg.batch_size, "lr": 1e-3, "workers": 0, "probe_size": 0,
+                     "batch_size": cfg.batch_size, "lr": 1e-3, "workers": 0, "probe_size": None,
                      "warmup_steps": max(1, cfg.pretrain_steps // 10),
-                     "log_every": max(1, cfg.pretrain_steps // 5), "teacher": str(teacher.resolve())},
+                     "log_every": max(1, cfg.pretrain_steps // 5),
+                     "rckd": {"teacher": str(teacher.resolve())}},
         "finetune": train_steps,
         "notes": [f"teacher: U-Net trained {cfg.teacher_steps} steps on synthetic nuclei masks; "
                   f"RCKD pretraining {cfg.pretrain_steps} steps x {cfg.batch_size} tiles from the "
@@ -139,14 +141,15 @@ def _stage(timings: dict, name: str, fn):
 
 
 def run_demo(cfg: DemoConfig) -> int:
-    """Run every stage, print the comparison table and write ``results.json``; 0 on success."""
-    from rckd.reproduce import ReproduceConfig, reproduce
+    """Run every stage, write the table and ``results.json``; 0 when every run finished."""
+    from rckd.grid import ReproduceConfig
+    from rckd.reproduce import reproduce
 
     cfg = _effective(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    if cfg.threads > 0:
+    if cfg.threads:
         import torch
 
         torch.set_num_threads(cfg.threads)
@@ -166,6 +169,4 @@ def run_demo(cfg: DemoConfig) -> int:
     write_json(out / "results.json", {"config": to_dict(cfg), "timings_s": timings,
                                       "teacher": teacher_scores, "runs": runs,
                                       "table_markdown": table})
-    print(f"\nteacher Dice on unseen synthetic tiles: {teacher_scores['teacher_dice_synthetic']:.3f}")
-    print(f"demo finished in {timings['total'] / 60:.1f} min; outputs in {out}")
     return code

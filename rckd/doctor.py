@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-import os
 import platform
 from pathlib import Path
 
-from rckd.config import option
+from rckd.config import Config, option
+from rckd.paths import data_root
 
-__all__ = ["DoctorConfig", "run_doctor", "collect_report", "DATASET_FOLDERS"]
+__all__ = ["DoctorConfig", "collect_report", "DATASET_FOLDERS"]
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,13 @@ DATASET_FOLDERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def default_data_root() -> str:
-    """``$RCKD_DATA`` if set, else ``../shared/data`` relative to the working directory."""
-    return os.environ.get("RCKD_DATA", str(Path("..") / "shared" / "data"))
-
-
 @dataclasses.dataclass
-class DoctorConfig:
+class DoctorConfig(Config):
     """Report library versions, devices, datasets and weight files found."""
 
-    data_root: str = option(default_factory=default_data_root, help="folder holding the datasets")
+    data_root: str = option(default_factory=lambda: str(data_root()),
+                            help="folder holding the datasets ($RCKD_DATA, else ../shared/data "
+                                 "beside the rckd checkout)")
 
 
 def _version(module: str, attr: str = "__version__") -> str:
@@ -97,11 +94,3 @@ def collect_report(cfg: DoctorConfig) -> list[tuple[str, str]]:
     lines += _datasets(root)
     lines += _teachers()
     return lines
-
-
-def run_doctor(cfg: DoctorConfig) -> int:
-    """Print the report as an aligned two-column list."""
-    lines = collect_report(cfg)
-    width = max(len(k) for k, _ in lines)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in lines))
-    return 0

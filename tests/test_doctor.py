@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rckd.doctor import DoctorConfig, collect_report, run_doctor
+from rckd.doctor import DoctorConfig, collect_report
 
 
 def test_report_names_libraries_and_datasets(tmp_path):
@@ -14,9 +14,9 @@ def test_report_names_libraries_and_datasets(tmp_path):
     assert report["dataset bach"] == "not found"
 
 
-def test_shared_data_is_found(shared_data, capsys):
-    assert run_doctor(DoctorConfig(data_root=str(shared_data))) == 0
-    out = capsys.readouterr().out
+def test_data_root_defaults_to_rckd_data(shared_data, monkeypatch):
+    monkeypatch.setenv("RCKD_DATA", str(shared_data))
+    report = dict(collect_report(DoctorConfig()))
+    assert report["data root"] == str(shared_data.resolve())
     for name in ("monuseg", "glas", "crchisto", "wsi"):
-        line = next(l for l in out.splitlines() if l.startswith(f"dataset {name} "))
-        assert "not found" not in line
+        assert report[f"dataset {name}"] != "not found", name

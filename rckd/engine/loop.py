@@ -37,26 +37,26 @@ RESUME_IGNORED = frozenset({"out", "device", "workers", "log_every", "image_ever
 class TrainConfig(RunConfig):
     """Training-engine options shared by pretraining and fine-tuning (inherit from this)."""
 
-    steps: int = option(1000, help="optimizer steps")
-    batch_size: int = option(64, help="images per process per micro-batch (global batch = "
-                                      "batch_size x processes x accum_steps)")
-    accum_steps: int = option(1, help="micro-batches accumulated per optimizer step")
-    lr: float = option(1e-3, help="peak learning rate")
-    min_lr: float = option(0.0, help="final learning rate of the cosine")
-    warmup_steps: int = option(0, help="linear warm-up steps")
-    weight_decay: float = option(0.05, help="decoupled weight decay (not on norms/biases)")
+    steps: int = option(1000, ge=1, help="optimizer steps")
+    batch_size: int = option(64, ge=1, help="images per process per micro-batch (global batch = "
+                                            "batch_size x processes x accum_steps)")
+    accum_steps: int = option(1, ge=1, help="micro-batches accumulated per optimizer step")
+    lr: float = option(1e-3, gt=0, help="peak learning rate")
+    min_lr: float = option(0.0, ge=0, help="final learning rate of the cosine")
+    warmup_steps: int = option(0, ge=0, help="linear warm-up steps")
+    weight_decay: float = option(0.05, ge=0, help="decoupled weight decay (not on norms/biases)")
     optimizer: str = option("adamw", help="optimizer", choices=("adamw", "sgd"))
-    grad_clip: float = option(0.0, help="clip the gradient norm to this (0: off)")
+    grad_clip: float | None = option(None, gt=0, help="clip the gradient norm to this (none: off)")
     precision: str = option("auto", help="autocast: auto (bf16/fp16 on CUDA, fp32 on CPU), "
                                          "fp32, bf16, fp16", choices=("auto", "fp32", "bf16", "fp16"))
     channels_last: bool = option(True, help="channels_last memory format for conv nets")
     compile: bool = option(False, help="torch.compile the task's compile targets")
-    workers: int = option(2, help="DataLoader worker processes per rank")
-    ckpt_every: int = option(0, help="checkpoint every N steps (0: only at the end)")
-    keep_checkpoints: int = option(2, help="checkpoints kept on disk")
-    log_every: int = option(10, help="log scalars every N steps")
-    image_every: int = option(0, help="log image panels every N steps (0: off)")
-    eval_every: int = option(0, help="call the evaluation hook every N steps (0: off)")
+    workers: int = option(2, ge=0, help="DataLoader worker processes per rank")
+    ckpt_every: int | None = option(None, ge=1, help="checkpoint every N steps (none: only at the end)")
+    keep_checkpoints: int = option(2, ge=1, help="checkpoints kept on disk")
+    log_every: int = option(10, ge=1, help="log scalars every N steps")
+    image_every: int | None = option(None, ge=1, help="log image panels every N steps (none: off)")
+    eval_every: int | None = option(None, ge=1, help="call the evaluation hook every N steps (none: off)")
     resume: bool = option(True, help="resume from <out>/checkpoints when the config matches")
     deterministic: bool = option(False, help="ask torch for deterministic algorithms")
     tensorboard: bool = option(True, help="write TensorBoard events to <out>/tb")
@@ -278,19 +278,19 @@ def fit(task: Task, dataset: Dataset, cfg: TrainConfig, *, config: dict | None =
                      images_per_step * done / seconds if done else math.nan)
 
 
-def _grad_norm(task: Task, optimizer, scaler, clip: float) -> Tensor:
-    """The total gradient norm (clipped to ``clip`` if > 0), checked at the next log flush.
+def _grad_norm(task: Task, optimizer, scaler, clip: float | None) -> Tensor:
+    """The total gradient norm (clipped to ``clip`` unless None), checked at the next log flush.
 
     A finite loss can still give NaN gradients; they are caught before any checkpoint is saved.
     With an fp16 loss scaler, inf/NaN gradients are the scaler's business (it skips the step), so
     the norm is reported as 0 there unless clipping unscaled the gradients.
     """
     params = [p for p in task.parameters() if p.grad is not None]
-    if scaler.is_enabled() and clip <= 0:
+    if scaler.is_enabled() and not clip:
         return torch.zeros((), device=params[0].device if params else "cpu")
     if scaler.is_enabled():
         scaler.unscale_(optimizer)
-    if clip > 0:
+    if clip:
         norm = nn.utils.clip_grad_norm_(params, clip)
         return norm if not scaler.is_enabled() else torch.nan_to_num(norm, nan=0.0, posinf=0.0)
     return nn.utils.get_total_norm([p.grad for p in params]).float()

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 import rckd
 from rckd.config import option, save_config, to_dict
-from rckd.data.datasets import dataset_task, get_dataset
+from rckd.data.datasets import DATASETS, check_dataset_options, dataset_task, get_dataset
 from rckd.engine import TrainConfig, fit
 from rckd.finetune.tasks import (ClassificationTask, SegmentationTask, embed, predict_classification,
                                  predict_segmentation)
@@ -47,41 +47,48 @@ log = logging.getLogger(__name__)
 class FinetuneConfig(TrainConfig):
     """Fine-tune a backbone on a classification or segmentation dataset; writes results.json."""
 
-    dataset: str = option("synthetic", help="registered dataset name (rckd.data.datasets.DATASETS)")
-    root: str = option("", help="dataset root folder (unused by the synthetic datasets)")
+    DEFAULTS = {"steps": 500, "batch_size": 32, "lr": 3e-4, "workers": 0, "log_every": 25}
+
+    dataset: str = option("synthetic", choices=tuple(DATASETS), help="registered dataset name")
+    root: str | None = option(None, help="dataset root folder (none for the synthetic datasets)")
     dataset_options: dict = option(default_factory=dict, cli=False,
-                                   help="keyword arguments for the dataset (YAML / key=value)")
+                                   help="keyword arguments of the dataset (YAML / key=value)")
     backbone: str = option("resnet18", help="backbone name (timm registry)")
     init: str = option("random", help="'random', 'imagenet' (see imagenet_weights) or a backbone "
                                       "checkpoint path")
-    imagenet_weights: str = option("", help="local timm-format ImageNet weight file for init=imagenet")
+    imagenet_weights: str | None = option(None, help="local timm-format ImageNet weight file for init=imagenet")
     mode: str = option("full", help="full fine-tune, linear probe or kNN",
                        choices=("full", "linear", "knn"))
-    image_size: int = option(224, help="network input side (multiple of the backbone's stride)")
-    input_mpp: float = option(0.0, help="resample images to this um/px first (0: native scale)")
+    image_size: int = option(224, ge=1, help="network input side (multiple of the backbone's stride)")
+    input_mpp: float | None = option(None, gt=0, help="resample images to this um/px first (none: native scale)")
     large_images: str = option("tile", help="'tile' (crops / tiled evaluation) or 'resize'",
                                choices=("tile", "resize"))
-    epochs: float = option(0.0, help="if > 0, steps = ceil(epochs x train size / batch size)")
-    drop_rate: float = option(0.0, help="dropout before the classification head")
-    decoder_width: int = option(64, help="dense decoder width (segmentation)")
+    epochs: float | None = option(None, gt=0, help="train this many epochs instead of 'steps' "
+                                                   "(steps = ceil(epochs x train size / batch size))")
+    drop_rate: float = option(0.0, ge=0, lt=1, help="dropout before the classification head")
+    decoder_width: int = option(64, ge=1, help="dense decoder width (segmentation)")
     augment: bool = option(True, help="random flips and 90-degree rotations on the device")
     cache_images: bool = option(True, help="keep decoded, resampled training images in memory "
                                            "(off for datasets larger than RAM)")
-    knn_k: int = option(20, help="neighbours for mode=knn")
-    knn_temperature: float = option(0.07, help="softmax temperature of the kNN vote")
-    eval_splits: list[str] = option(default_factory=lambda: ["val", "test"],
+    knn_k: int = option(20, ge=1, help="neighbours for mode=knn")
+    knn_temperature: float = option(0.07, gt=0, help="softmax temperature of the kNN vote")
+    eval_splits: list[str] = option(default_factory=lambda: ["val", "test"], choices=("val", "test"),
                                     help="splits evaluated after training (val is reported, not used)")
-    eval_batch_size: int = option(64, help="tiles per forward pass in evaluation")
+    eval_batch_size: int = option(64, ge=1, help="tiles per forward pass in evaluation")
     save_model: bool = option(False, help="keep the engine's checkpoint of the fine-tuned model")
     tags: dict = option(default_factory=dict, cli=False,
                         help="copied into results.json as 'grid' (set by rckd reproduce)")
-    threads: int = option(0, help="torch CPU threads (0: torch's default; 1 is fastest on busy machines)")
-    # training defaults suited to fine-tuning
-    steps: int = option(500, help="optimizer steps")
-    batch_size: int = option(32, help="images per micro-batch")
-    lr: float = option(3e-4, help="peak learning rate")
-    workers: int = option(0, help="DataLoader worker processes")
-    log_every: int = option(25, help="log scalars every N steps")
+    threads: int | None = option(None, ge=1, help="torch CPU threads (none: torch's default; 1 is "
+                                                  "fastest on busy machines)")
+
+    def validate(self) -> None:
+        check_dataset_options(self.dataset, self.dataset_options)
+        if self.init == "imagenet" and not self.imagenet_weights:
+            raise ValueError("imagenet_weights: init=imagenet needs a local timm-format weight file "
+                             "(nothing is downloaded)")
+        if self.mode == "knn" and dataset_task(self.dataset) != "classification":
+            raise ValueError(f"mode=knn needs a classification dataset; {self.dataset!r} is "
+                             f"{dataset_task(self.dataset)}")
 
 
 def git_hash() -> str:
@@ -109,13 +116,12 @@ def _weights(cfg: FinetuneConfig) -> str | None:
 
 def _splits(cfg: FinetuneConfig) -> dict:
     opts = dict(cfg.dataset_options)
-    root = cfg.root or None
-    return {s: get_dataset(cfg.dataset, root, s, **opts) for s in ("train", "val", "test")}
+    return {s: get_dataset(cfg.dataset, cfg.root, s, **opts) for s in ("train", "val", "test")}
 
 
 def _scale(cfg: FinetuneConfig, dataset) -> float:
     mpp = float(getattr(dataset, "mpp", float("nan")))
-    return mpp / cfg.input_mpp if cfg.input_mpp > 0 and math.isfinite(mpp) else 1.0
+    return mpp / cfg.input_mpp if cfg.input_mpp and math.isfinite(mpp) else 1.0
 
 
 def _loader(view, cfg: FinetuneConfig) -> DataLoader:
@@ -184,14 +190,9 @@ def finetune(cfg: FinetuneConfig) -> dict:
     t0 = time.perf_counter()
     out = Path(cfg.out)
     task_kind = dataset_task(cfg.dataset)
-    if cfg.mode == "knn" and task_kind != "classification":
-        raise ValueError(f"mode=knn needs a classification dataset; {cfg.dataset!r} is {task_kind}")
-    unknown = sorted(set(cfg.eval_splits) - {"val", "test"})
-    if unknown:
-        raise ValueError(f"eval_splits: unknown split(s) {', '.join(unknown)} (use val, test)")
     splits = _splits(cfg)
     device = resolve_device(cfg.device)
-    if cfg.threads > 0:
+    if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     backbone = create_backbone(cfg.backbone, weights=_weights(cfg))
@@ -212,7 +213,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
             task = ClassificationTask(backbone, n_classes, linear=cfg.mode == "linear",
                                       drop_rate=cfg.drop_rate, augment=cfg.augment)
         steps = cfg.steps
-        if cfg.epochs > 0:
+        if cfg.epochs:
             steps = max(1, math.ceil(cfg.epochs * len(splits["train"]) / cfg.batch_size))
         train_cfg = dataclasses.replace(cfg, steps=steps)
         view = TrainView(splits["train"], cfg.image_size, _scale(cfg, splits["train"]), cfg.large_images,

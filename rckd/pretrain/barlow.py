@@ -7,14 +7,25 @@ in the paper (asymmetric blur/solarisation) plus HED stain jitter.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
+from rckd.config import Config, option
 from rckd.data.augment import ViewAugment
 from rckd.losses import barlow_twins_loss
 from rckd.pretrain.base import PretrainTask, mlp
 
-__all__ = ["BarlowTask"]
+__all__ = ["BarlowTask", "BarlowOptions"]
+
+
+@dataclasses.dataclass
+class BarlowOptions(Config):
+    """Barlow Twins options (``barlow.<option>``)."""
+
+    proj_dim: int | None = option(None, ge=1, help="projector width (none: 4x the embedding)")
+    lambd: float = option(0.0051, gt=0, help="weight of the off-diagonal terms")
 
 
 class BarlowTask(PretrainTask):
@@ -22,7 +33,7 @@ class BarlowTask(PretrainTask):
 
     name = "barlow"
 
-    def __init__(self, backbone: nn.Module, size: int, proj_dim: int = 0, lambd: float = 0.0051,
+    def __init__(self, backbone: nn.Module, size: int, proj_dim: int | None = None, lambd: float = 0.0051,
                  augment: bool = True) -> None:
         super().__init__(backbone)
         d = proj_dim or 4 * backbone.num_features
@@ -30,6 +41,10 @@ class BarlowTask(PretrainTask):
         self.lambd = lambd
         self.view1 = ViewAugment(size, blur_p=1.0, solarize_p=0.0) if augment else None
         self.view2 = ViewAugment(size, blur_p=0.1, solarize_p=0.2) if augment else None
+
+    @classmethod
+    def build(cls, backbone: nn.Module, cfg, mpp: float) -> "BarlowTask":
+        return cls(backbone, cfg.image_size, cfg.barlow.proj_dim, cfg.barlow.lambd, cfg.augment)
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         x = self.images(batch)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from rckd.data.augment import normalize, to_float
 from rckd.engine import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rckd.pretrain.run import PretrainConfig
 
 __all__ = ["PretrainTask", "mlp"]
 
@@ -30,9 +33,11 @@ def mlp(dims: list[int], last_bn: bool = False) -> nn.Sequential:
 class PretrainTask(Task):
     """A :class:`rckd.engine.Task` around a student ``backbone`` (a :class:`Backbone`).
 
-    ``prepare(x)`` turns augmented float images in [0, 1] into the backbone's normalised input
-    (channels_last when the backbone's conv weights are). ``export(path, meta)`` writes the
-    backbone alone, in timm's key layout, through :func:`rckd.models.weights.save_weights`.
+    Each method subclasses this in its own module, next to a dataclass of its own options, and
+    implements :meth:`build`. ``prepare(x)`` turns augmented float images in [0, 1] into the
+    backbone's normalised input (channels_last when the backbone's conv weights are).
+    ``export(path, meta)`` writes the backbone alone, in timm's key layout, through
+    :func:`rckd.weightfile.save_weights`.
     """
 
     name = "pretrain"
@@ -40,6 +45,12 @@ class PretrainTask(Task):
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
+
+    @classmethod
+    def build(cls, backbone: nn.Module, cfg: "PretrainConfig", mpp: float) -> "PretrainTask":
+        """The task for a fresh ``backbone`` from the shared options of ``cfg`` and its own section
+        (``getattr(cfg, cls.name)``); ``mpp`` is the pool's resolution."""
+        raise NotImplementedError
 
     def prepare(self, x: Tensor) -> Tensor:
         """Normalise float images in [0, 1] for the backbone, in its conv weights' memory format."""
@@ -56,7 +67,7 @@ class PretrainTask(Task):
         return self.backbone(self.prepare(to_float(images)))
 
     def export(self, path: str | Path, meta: dict[str, Any]) -> Path:
-        from rckd.models.weights import save_weights
+        from rckd.weightfile import save_weights
 
         b = self.backbone
         return save_weights(b, path, {"arch": b.name, "mean": list(b.mean), "std": list(b.std),

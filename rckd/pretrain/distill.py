@@ -8,14 +8,43 @@ student's input. Loss: soft BCE (assumed default) or KL with a temperature.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
+from rckd.config import Config, option
 from rckd.data.augment import PairedAugment
 from rckd.losses import kl_distill, soft_bce
+from rckd.models.teachers.base import TTA_VIEWS
 from rckd.pretrain.base import PretrainTask
 
-__all__ = ["RCKDTask"]
+__all__ = ["RCKDTask", "RCKDOptions"]
+
+
+@dataclasses.dataclass
+class RCKDOptions(Config):
+    """RCKD options (``rckd.<option>``): the teacher, its targets, the loss and the augmentation."""
+
+    teacher: str = option("default", help="nuclei teacher (registry name or checkpoint path)")
+    tta: int | None = option(None, choices=TTA_VIEWS,
+                             help="teacher test-time dihedral views (none: the teacher's own)")
+    cache: str | None = option(None, help="h5 response cache from 'rckd teacher predict' "
+                                          "(none: the teacher runs on the fly)")
+    precompute: bool = option(True, help="with an in-memory pool seen at least once: run the "
+                                         "teacher once per tile up front, not every epoch")
+    loss: str = option("bce", choices=("bce", "kl"), help="distillation loss (assumed: soft BCE)")
+    temperature: float = option(1.0, gt=0, help="KL temperature (loss=kl)")
+    decoder_width: int = option(64, ge=1, help="channels of the dense decoder")
+    crop_scale: tuple[float, float] = option((0.5, 1.0), gt=0, le=1,
+                                             help="random-resized-crop area range (min max)")
+    hed_sigma: float = option(0.05, ge=0, help="HED stain jitter strength (0: none)")
+    colour_jitter: float = option(0.1, ge=0, help="brightness/contrast/saturation jitter")
+
+    def validate(self) -> None:
+        if self.crop_scale[0] > self.crop_scale[1]:
+            raise ValueError(f"crop_scale: the minimum {self.crop_scale[0]} exceeds the maximum "
+                             f"{self.crop_scale[1]}")
 
 
 class RCKDTask(PretrainTask):
@@ -42,6 +71,19 @@ class RCKDTask(PretrainTask):
         self.decoder, self.augment = decoder, augment
         self._teacher = [teacher] if teacher is not None else []  # not a submodule: never saved
         self.mpp, self.loss_name, self.temperature = float(mpp), loss, float(temperature)
+
+    @classmethod
+    def build(cls, backbone: nn.Module, cfg, mpp: float) -> "RCKDTask":
+        from rckd.models.decoders import DenseDecoder
+        from rckd.models.teachers import get_teacher
+
+        o, size = cfg.rckd, cfg.image_size
+        teacher = None if o.cache else get_teacher(o.teacher, tta=o.tta)
+        j = o.colour_jitter
+        augment = (PairedAugment(size, tuple(o.crop_scale), hed_sigma=o.hed_sigma, hed_bias=o.hed_sigma,
+                                 brightness=j, contrast=j, saturation=j, hue=j / 5) if cfg.augment else None)
+        decoder = DenseDecoder(backbone.channels, backbone.strides, 1, width=o.decoder_width)
+        return cls(backbone, decoder, teacher, mpp, augment, o.loss, o.temperature)
 
     @property
     def teacher(self) -> nn.Module | None:

@@ -8,18 +8,28 @@ backbone-only format the other methods produce, so fine-tuning treats every init
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-__all__ = ["imagenet_init"]
+from rckd.config import Config, option
+
+__all__ = ["imagenet_init", "ImageNetOptions"]
 
 
-def imagenet_init(backbone_name: str, weights: str | Path, out: str | Path, meta: dict) -> Path:
+@dataclasses.dataclass
+class ImageNetOptions(Config):
+    """Supervised ImageNet init options (``imagenet.<option>``)."""
+
+    weights: str | None = option(None, help="local timm-format ImageNet weight file (required)")
+
+
+def imagenet_init(backbone_name: str, weights: str | Path | None, out: str | Path, meta: dict) -> Path:
     """Load ``weights`` into ``backbone_name`` and export it to ``<out>/backbone``."""
     from rckd.models.backbones import create_backbone
     from rckd.pretrain.base import PretrainTask
 
     if not weights:
-        raise ValueError("method=imagenet needs imagenet_weights=<local timm weight file> "
+        raise ValueError("method=imagenet needs imagenet.weights=<local timm weight file> "
                          "(no downloads happen here)")
     path = Path(weights)
     if not path.exists():

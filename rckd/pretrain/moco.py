@@ -10,15 +10,27 @@ statistics are shared by queries and keys of the same batch (documented limitati
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 from torch import Tensor, nn
 
+from rckd.config import Config, option
 from rckd.data.augment import ViewAugment
 from rckd.losses import gather, info_nce
 from rckd.pretrain.base import PretrainTask, mlp
 
-__all__ = ["MoCoTask"]
+__all__ = ["MoCoTask", "MoCoOptions"]
+
+
+@dataclasses.dataclass
+class MoCoOptions(Config):
+    """MoCo v2 options (``moco.<option>``)."""
+
+    dim: int = option(128, ge=1, help="output dimension of the projection head")
+    queue: int = option(4096, ge=1, help="length of the queue of negative keys")
+    momentum: float = option(0.99, ge=0, le=1, help="key-encoder momentum")
+    temperature: float = option(0.2, gt=0, help="InfoNCE temperature")
 
 
 class MoCoTask(PretrainTask):
@@ -38,6 +50,11 @@ class MoCoTask(PretrainTask):
         self.momentum, self.temperature = momentum, temperature
         self.views = ViewAugment(size, blur_p=0.5) if augment else None
         self._pending: list[Tensor] = []
+
+    @classmethod
+    def build(cls, backbone: nn.Module, cfg, mpp: float) -> "MoCoTask":
+        o = cfg.moco
+        return cls(backbone, cfg.image_size, o.dim, o.queue, o.momentum, o.temperature, cfg.augment)
 
     def compile_targets(self) -> list[nn.Module]:
         return [self.backbone, self.key_backbone]

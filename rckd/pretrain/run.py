@@ -15,11 +15,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from rckd.config import option, save_config, to_dict
+from rckd.config import option, save_config, section, to_dict
+from rckd.data.datasets import DATASETS, dataset_task
 from rckd.engine import TrainConfig, fit
 from rckd.engine.distributed import cleanup, init_distributed
 from rckd.io import read_json, write_json
 from rckd.pretrain import METHODS
+from rckd.pretrain.barlow import BarlowOptions
+from rckd.pretrain.distill import RCKDOptions
+from rckd.pretrain.imagenet import ImageNetOptions
+from rckd.pretrain.moco import MoCoOptions
 from rckd.pretrain.pools import MemoryDataset
 from rckd.runtime import seed_everything
 
@@ -32,77 +37,51 @@ log = logging.getLogger(__name__)
 class PretrainConfig(TrainConfig):
     """Pretrain a student backbone: rckd (distil a nuclei teacher), barlow, moco or imagenet init."""
 
-    out: str = option("runs/pretrain", help="output folder")
-    steps: int = option(1000, help="optimizer steps")
-    batch_size: int = option(32, help="images per process per micro-batch")
-    warmup_steps: int = option(20, help="linear warm-up steps")
-    eval_every: int = option(250, help="run the kNN/linear health probes every N steps (0: off)")
+    DEFAULTS = {"out": "runs/pretrain", "steps": 1000, "batch_size": 32, "warmup_steps": 20,
+                "eval_every": 250}
+
     method: str = option("rckd", help="pretraining method", choices=tuple(METHODS))
     backbone: str = option("resnet18", help="student backbone (resnet18, csat or a timm name)")
     pool: str = option("synthetic", help="unlabeled pool: 'synthetic', an h5 tile set (file or "
                                          "folder) or an image folder")
-    pool_size: int = option(1024, help="tiles in the synthetic pool")
-    pool_memory_mb: int = option(1024, help="pools up to this size are held in memory (0: always "
-                                            "read lazily by the DataLoader workers)")
-    slide_root: str = option("", help="slides of an h5 tile set saved without pixels")
-    image_size: int = option(384, help="student input side in pixels (assumed 384)")
-    mpp: float = option(0.5, help="microns/pixel of synthetic tiles and image folders")
-    teacher: str = option("default", help="nuclei teacher for rckd (registry name or file)")
-    teacher_tta: int = option(0, help="teacher test-time dihedral views 1/2/4/8 (0: the teacher's own)")
-    teacher_cache: str = option("", help="h5 response cache from 'rckd teacher predict' "
-                                         "(default: teacher run on the fly)")
-    precompute_targets: bool = option(True, help="rckd with an in-memory pool seen at least once: "
-                                                 "run the teacher once per tile up front, not every epoch")
-    distill_loss: str = option("bce", help="rckd loss (assumed: soft BCE)", choices=("bce", "kl"))
-    temperature: float = option(1.0, help="KL temperature (distill_loss=kl)")
-    decoder_width: int = option(64, help="channels of the rckd dense decoder")
+    pool_size: int = option(1024, ge=1, help="tiles in the synthetic pool")
+    pool_memory_mb: int = option(1024, ge=0, help="pools up to this size are held in memory (0: always "
+                                                  "read lazily by the DataLoader workers)")
+    slide_root: str | None = option(None, help="slides of an h5 tile set saved without pixels")
+    image_size: int = option(384, ge=32, help="student input side in pixels, a multiple of 32 (assumed 384)")
+    mpp: float = option(0.5, gt=0, help="microns/pixel of synthetic tiles and image folders")
     augment: bool = option(True, help="augment on the device (geometry, HED stain, colour)")
-    crop_scale: list[float] = option(default_factory=lambda: [0.5, 1.0],
-                                     help="rckd random-resized-crop area range")
-    hed_sigma: float = option(0.05, help="HED stain jitter strength (0: off)")
-    colour_jitter: float = option(0.1, help="rckd brightness/contrast/saturation jitter")
-    proj_dim: int = option(0, help="barlow projector width (0: 4x the embedding)")
-    barlow_lambda: float = option(0.0051, help="barlow off-diagonal weight")
-    moco_dim: int = option(128, help="moco output dim")
-    moco_queue: int = option(4096, help="moco queue length")
-    moco_momentum: float = option(0.99, help="moco key-encoder momentum")
-    moco_temperature: float = option(0.2, help="moco InfoNCE temperature")
-    imagenet_weights: str = option("", help="local timm-format weights for method=imagenet")
-    probe_size: int = option(128, help="labelled synthetic tiles for kNN/linear probes "
-                                       "(half train, half test; 0: off); run every eval_every steps")
-    probe_dataset: str = option("", help="probe on this registered classification dataset instead "
-                                         "(train split fits, val scores; test never read)")
-    probe_root: str = option("", help="root folder of probe_dataset")
-    probe_crop: int = option(256, help="probe_dataset images: centre crop side at the pool's mpp")
+    probe_size: int | None = option(128, ge=2, help="labelled synthetic tiles for kNN/linear probes "
+                                                    "(half train, half test; none: off); run every eval_every steps")
+    probe_dataset: str | None = option(None, choices=tuple(DATASETS),
+                                       help="probe on this registered classification dataset instead "
+                                            "(train split fits, val scores; test never read)")
+    probe_root: str | None = option(None, help="root folder of probe_dataset")
+    probe_crop: int = option(256, ge=1, help="probe_dataset images: centre crop side at the pool's mpp")
+    # each method's own options, one section per entry of METHODS (see rckd.pretrain)
+    rckd: RCKDOptions = section(RCKDOptions)
+    barlow: BarlowOptions = section(BarlowOptions)
+    moco: MoCoOptions = section(MoCoOptions)
+    imagenet: ImageNetOptions = section(ImageNetOptions)
+
+    def validate(self) -> None:
+        if self.image_size % 32:
+            raise ValueError(f"image_size: must be a multiple of 32, got {self.image_size}")
+        if self.method == "imagenet" and not self.imagenet.weights:
+            raise ValueError("imagenet.weights: method=imagenet needs a local timm-format weight file "
+                             "(nothing is downloaded)")
+        if self.probe_dataset and dataset_task(self.probe_dataset) != "classification":
+            raise ValueError(f"probe_dataset: {self.probe_dataset!r} is not a classification dataset")
 
 
 def build_task(cfg: PretrainConfig, mpp: float):
     """The method's :class:`rckd.engine.Task` with a fresh backbone."""
-    from rckd.data.augment import PairedAugment
     from rckd.models.backbones import create_backbone
 
-    backbone = create_backbone(cfg.backbone)
-    size = cfg.image_size
-    if cfg.method == "rckd":
-        from rckd.models.decoders import DenseDecoder
-
-        teacher = None
-        if not cfg.teacher_cache:
-            from rckd.models.teachers import get_teacher
-
-            teacher = get_teacher(cfg.teacher, tta=cfg.teacher_tta)
-        j = cfg.colour_jitter
-        augment = (PairedAugment(size, tuple(cfg.crop_scale), hed_sigma=cfg.hed_sigma,
-                                 hed_bias=cfg.hed_sigma, brightness=j, contrast=j, saturation=j,
-                                 hue=j / 5) if cfg.augment else None)
-        decoder = DenseDecoder(backbone.channels, backbone.strides, 1, width=cfg.decoder_width)
-        return METHODS["rckd"](backbone, decoder, teacher, mpp, augment, cfg.distill_loss, cfg.temperature)
-    if cfg.method == "barlow":
-        return METHODS["barlow"](backbone, size, cfg.proj_dim, cfg.barlow_lambda, cfg.augment)
-    if cfg.method == "moco":
-        return METHODS["moco"](backbone, size, cfg.moco_dim, cfg.moco_queue, cfg.moco_momentum,
-                               cfg.moco_temperature, cfg.augment)
-    raise ValueError(f"unknown method {cfg.method!r} (known: {', '.join(METHODS)})")
+    task = METHODS[cfg.method]
+    if task is None:
+        raise ValueError(f"method {cfg.method!r} trains nothing")
+    return task.build(create_backbone(cfg.backbone), cfg, mpp)
 
 
 def _probe(cfg: PretrainConfig, mpp: float):
@@ -122,12 +101,12 @@ def _pool(cfg: PretrainConfig):
     from rckd.pretrain.pools import build_pool
 
     pool = build_pool(cfg.pool, cfg.image_size, cfg.mpp, cfg.pool_size, seed=cfg.seed,
-                      slide_root=cfg.slide_root or None, memory_limit_mb=cfg.pool_memory_mb,
+                      slide_root=cfg.slide_root, memory_limit_mb=cfg.pool_memory_mb,
                       workers=cfg.workers)
-    if cfg.method == "rckd" and cfg.teacher_cache:
+    if cfg.method == "rckd" and cfg.rckd.cache:
         from rckd.pretrain.cache import CachedResponses
 
-        pool = CachedResponses(pool, cfg.teacher_cache)
+        pool = CachedResponses(pool, cfg.rckd.cache)
     return pool
 
 
@@ -163,13 +142,11 @@ def precompute_targets(teacher, images: torch.Tensor, mpp: float, device: torch.
 def _teacher_record(cfg: PretrainConfig, pool) -> dict | str | None:
     if cfg.method != "rckd":
         return None
-    return getattr(pool, "teacher", None) or cfg.teacher
+    return getattr(pool, "teacher", None) or cfg.rckd.teacher
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
     """Run ``cfg.method`` and return the path of the exported ``backbone.safetensors``."""
-    if cfg.image_size % 32:
-        raise ValueError(f"image_size must be a multiple of 32, got {cfg.image_size}")
     out = Path(cfg.out)
     info = init_distributed(cfg.device)
     meta = {"method": cfg.method, "backbone": cfg.backbone, "input_size": cfg.image_size}
@@ -180,7 +157,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
             path = out / "backbone.safetensors"
             if info.is_main:
                 save_config(cfg, out / "config.yaml")
-                path = imagenet_init(cfg.backbone, cfg.imagenet_weights, out,
+                path = imagenet_init(cfg.backbone, cfg.imagenet.weights, out,
                                      {**meta, "mpp": cfg.mpp, "config": to_dict(cfg)})
             return path
         seed_everything(cfg.seed)
@@ -192,7 +169,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         mpp = float(pool.mpp)
         task = build_task(cfg, mpp)
         seen = cfg.steps * cfg.batch_size * cfg.accum_steps * info.world_size
-        if cfg.method == "rckd" and cfg.precompute_targets and isinstance(pool, MemoryDataset) \
+        if cfg.method == "rckd" and cfg.rckd.precompute and isinstance(pool, MemoryDataset) \
                 and "target" not in pool.data and seen >= len(pool):  # cheaper only from one epoch on
             pool.data["target"] = precompute_targets(task.teacher, pool.data["image"], mpp,
                                                      info.device, cfg.batch_size)

@@ -15,27 +15,37 @@ from pathlib import Path
 
 import numpy as np
 
-from rckd.config import option
+from rckd.config import Config, device_spec, option
 from rckd.io import write_json
 from rckd.metrics.instance import instance_scores
+from rckd.models.teachers.base import TTA_VIEWS
+from rckd.paths import data_root
 
-__all__ = ["TeacherEvalConfig", "evaluate_teacher", "score_teacher", "tune_postprocess", "POSTPROCESS_GRID"]
+__all__ = ["TeacherEvalConfig", "evaluate_teacher", "score_teacher", "tune_postprocess", "POSTPROCESS_GRID",
+           "MONUSEG_HOLDOUT"]
 
 log = logging.getLogger(__name__)
 
+#: The shipped teacher's held-out MoNuSeg images, fixed before training: every fifth image of the
+#: sorted 30 shared training ids, from the third. ``rckd teacher train`` leaves them out.
+MONUSEG_HOLDOUT = ("TCGA-21-5786-01Z-00-DX1", "TCGA-A7-A13F-01Z-00-DX1", "TCGA-B0-5710-01Z-00-DX1",
+                   "TCGA-E2-A1B5-01Z-00-DX1", "TCGA-G9-6362-01Z-00-DX1", "TCGA-KB-A93J-01A-01-TS1")
+
 
 @dataclasses.dataclass
-class TeacherEvalConfig:
+class TeacherEvalConfig(Config):
     """Dice, AJI and PQ of a nuclei teacher on a MoNuSeg-layout root."""
 
     teacher: str = option("default", help="teacher name ('default', 'classical', ...) or checkpoint path")
-    data: str = option("../shared/data/monuseg/train", help="MoNuSeg-layout root")
+    data: str = option(default_factory=lambda: str(data_root() / "monuseg" / "train"),
+                       help="MoNuSeg-layout root")
     images: list[str] = option(default_factory=list, help="image ids to evaluate (default: all)")
     holdout: bool = option(False, help="evaluate on the shipped teacher's held-out images only")
     source: str = option("auto", help="ground truth: 'auto', 'masks' or 'xml'", choices=("auto", "masks", "xml"))
-    json: str = option("", help="write the scores to this JSON file")
-    device: str = option("cpu", help="'cpu', 'cuda' or 'auto'")
-    tta: int = option(0, help="dihedral test-time views: 1, 2, 4 or 8 (0: the teacher's own setting)")
+    json: str | None = option(None, help="write the scores to this JSON file (none: do not)")
+    device: str = option("auto", check=device_spec, help="auto, cpu, cuda, cuda:N or mps")
+    tta: int | None = option(None, choices=TTA_VIEWS,
+                             help="dihedral test-time views (none: the teacher's own setting)")
 
 
 def score_teacher(teacher, dataset, names_log: bool = True) -> dict:
@@ -88,22 +98,18 @@ def tune_postprocess(teacher, dataset, grid: dict | None = None) -> tuple[dict, 
     return {**teacher.postprocess_params, **{k: best[k] for k in keys}}, table
 
 
-def evaluate_teacher(cfg: TeacherEvalConfig) -> int:
-    """CLI entry: score, print a one-line summary, write JSON if asked."""
+def evaluate_teacher(cfg: TeacherEvalConfig) -> dict:
+    """Score the teacher, write JSON if asked, return the scores (see the module docstring)."""
     from rckd.data.datasets.monuseg import MoNuSeg
     from rckd.models.teachers.registry import get_teacher
-    from rckd.teacher.train import MONUSEG_HOLDOUT
-    from rckd.runtime import resolve_device
 
     names = list(cfg.images) or (list(MONUSEG_HOLDOUT) if cfg.holdout else None)
     dataset = MoNuSeg(cfg.data, names=names, source=cfg.source)
-    teacher = get_teacher(cfg.teacher, device=resolve_device(cfg.device), tta=cfg.tta)
+    teacher = get_teacher(cfg.teacher, device=cfg.device, tta=cfg.tta)
     t0 = time.time()
     result = score_teacher(teacher, dataset)
     result.update(teacher=cfg.teacher, teacher_info=teacher.describe(), data=str(cfg.data),
                   images=dataset.names, seconds=round(time.time() - t0, 1))
     if cfg.json:
         write_json(Path(cfg.json), result)
-    print(f"{cfg.teacher}: dice {result['dice']:.4f}  aji {result['aji']:.4f}  pq {result['pq']:.4f}"
-          f"  ({len(dataset)} images, {result['seconds']:.0f} s)")
-    return 0
+    return result

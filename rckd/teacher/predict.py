@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from rckd.config import RunConfig, option, save_config
 from rckd.io import atomic_path, safe_name
+from rckd.models.teachers.base import TTA_VIEWS
 
 __all__ = ["PredictConfig", "predict_responses", "overlay_panel", "predict_dataset"]
 
@@ -38,16 +39,19 @@ log = logging.getLogger(__name__)
 class PredictConfig(RunConfig):
     """Cache a teacher's nuclei responses (uint8) for h5 tile sets or image folders, plus a PNG panel."""
 
+    DEFAULTS = {"out": "runs/responses"}
+
     inputs: list[str] = option(default_factory=list, positional=True,
                                help="h5 tile sets, folders of them, or folders of images")
-    out: str = option("runs/responses", help="output folder")
     teacher: str = option("default", help="teacher name ('default', 'classical') or checkpoint path")
-    mpp: float = option(0.0, help="microns per pixel of image folders (tile sets record their own)")
-    size: int = option(0, help="tile side for image folders (required for them); tile sets: their size")
-    slide_root: str = option("", help="where to find slides for tile sets without stored pixels")
-    batch_size: int = option(16, help="tiles per teacher call")
-    tta: int = option(0, help="dihedral test-time views: 1, 2, 4 or 8 (0: the teacher's own setting)")
-    panel: int = option(8, help="tiles shown in the overlay panel (0: no panel)")
+    mpp: float | None = option(None, gt=0, help="microns per pixel of image folders (tile sets record their own)")
+    size: int | None = option(None, ge=1, help="tile side for image folders (required for them); "
+                                               "tile sets: their size")
+    slide_root: str | None = option(None, help="where to find slides for tile sets without stored pixels")
+    batch_size: int = option(16, ge=1, help="tiles per teacher call")
+    tta: int | None = option(None, choices=TTA_VIEWS,
+                             help="dihedral test-time views (none: the teacher's own setting)")
+    panel: int = option(8, ge=0, help="tiles shown in the overlay panel (0: no panel)")
 
 
 def _is_tile_sets(path: Path) -> bool:
@@ -65,10 +69,9 @@ def _datasets(cfg: PredictConfig) -> list[tuple[str, object, str]]:
         if _is_tile_sets(path):
             files = [path] if path.is_file() else (sorted(path.glob("*.h5")) or sorted((path / "patches").glob("*.h5")))
             for f in files:
-                out.append((safe_name(f.stem), H5TileDataset(f, slide_root=cfg.slide_root or None,
-                                                             size=cfg.size or None), "tiles"))
+                out.append((safe_name(f.stem), H5TileDataset(f, slide_root=cfg.slide_root, size=cfg.size), "tiles"))
         else:
-            if not (cfg.mpp > 0 and cfg.size > 0):
+            if cfg.mpp is None or cfg.size is None:
                 raise ValueError(f"{path}: an image folder needs --mpp and --size")
             out.append((safe_name(path.name), ImageFolderTiles(path, cfg.size, cfg.mpp), "images"))
     if not out:
@@ -187,13 +190,12 @@ def _panel(ds, cache: Path, path: Path, count: int) -> None:
 def predict_responses(cfg: PredictConfig) -> int:
     """CLI entry: one response cache (+ panel) per input; finished caches are skipped."""
     from rckd.models.teachers.registry import get_teacher
-    from rckd.runtime import resolve_device
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "predict_config.yaml")
     inputs = _datasets(cfg)  # bad inputs fail before the teacher loads
-    teacher = get_teacher(cfg.teacher, device=resolve_device(cfg.device), tta=cfg.tta)
+    teacher = get_teacher(cfg.teacher, device=cfg.device, tta=cfg.tta)
     attrs = {"teacher": cfg.teacher, "teacher_mpp": float(teacher.mpp),
              "teacher_sha256": teacher.weights_sha256, "teacher_tta": int(teacher.tta),
              "quantisation": "uint8 = round(probability x 255)"}

@@ -29,59 +29,51 @@ from rckd.config import option, save_config, to_dict
 from rckd.engine import FitResult, Task, TrainConfig, fit, init_distributed
 from rckd.engine.distributed import cleanup
 from rckd.io import write_json
-from rckd.teacher.sampling import TeacherCrops, labelled_images
 from rckd.models.teachers.unet import UNetTeacher
+from rckd.paths import data_root
 from rckd.runtime import seed_everything
+from rckd.teacher.evaluate import MONUSEG_HOLDOUT, score_teacher, tune_postprocess
+from rckd.teacher.sampling import TeacherCrops, labelled_images
 
 __all__ = ["TeacherTrainConfig", "TeacherTask", "train_teacher", "fit_teacher", "teacher_loss",
-           "load_training_images", "export_teacher", "tuning_images", "MONUSEG_HOLDOUT"]
+           "load_training_images", "export_teacher", "tuning_images"]
 
 log = logging.getLogger(__name__)
 
-# Fixed before training: every fifth image of the sorted 30 shared training ids, from the third.
-MONUSEG_HOLDOUT = ("TCGA-21-5786-01Z-00-DX1", "TCGA-A7-A13F-01Z-00-DX1", "TCGA-B0-5710-01Z-00-DX1",
-                   "TCGA-E2-A1B5-01Z-00-DX1", "TCGA-G9-6362-01Z-00-DX1", "TCGA-KB-A93J-01A-01-TS1")
-_AUTO = {"monuseg": {"steps": 4000, "crop": 256, "batch_size": 8},
-         "synthetic": {"steps": 60, "crop": 128, "batch_size": 8}}
+_AUTO_CROP = {"monuseg": 256, "synthetic": 128}
 
 
 @dataclasses.dataclass
 class TeacherTrainConfig(TrainConfig):
     """Train the learned U-Net nuclei teacher on a MoNuSeg-layout root or on the synthetic world."""
 
-    out: str = option("runs/teacher", help="output folder")
-    steps: int = option(0, help="optimizer steps (0: 4000 for MoNuSeg, 60 for synthetic)")
-    batch_size: int = option(0, help="crops per process per micro-batch (0: 8)")
-    lr: float = option(2e-3, help="peak AdamW learning rate")
-    weight_decay: float = option(1e-4, help="AdamW weight decay (not on norms/biases)")
-    warmup_steps: int = option(100, help="linear warm-up steps (at most a tenth of the steps)")
-    workers: int = option(1, help="DataLoader worker processes cutting crops")
-    ckpt_every: int = option(100, help="checkpoint every N steps (0: only at the end)")
-    log_every: int = option(20, help="log scalars every N steps")
-    image_every: int = option(500, help="TensorBoard panels (image | nuclei | boundary) every N steps")
-    eval_every: int = option(500, help="Dice/AJI/PQ on the tuning images every N steps (0: off)")
-    data: str = option("../shared/data/monuseg/train", help="MoNuSeg-layout root, or 'synthetic'")
+    DEFAULTS = {"out": "runs/teacher", "steps": 4000, "batch_size": 8, "lr": 2e-3, "weight_decay": 1e-4,
+                "warmup_steps": 100, "workers": 1, "ckpt_every": 100, "log_every": 20,
+                "image_every": 500, "eval_every": 500}
+
+    data: str = option(default_factory=lambda: str(data_root() / "monuseg" / "train"),
+                       help="MoNuSeg-layout root, or 'synthetic'")
     holdout: list[str] = option(default_factory=lambda: list(MONUSEG_HOLDOUT),
                                 help="MoNuSeg image ids left out of training")
-    init: str = option("", help="start from this teacher checkpoint's weights (fine-tuning)")
+    init: str | None = option(None, help="start from this teacher checkpoint's weights (fine-tuning)")
     encoder: str = option("resnet18", help="encoder backbone (timm/rckd name, trained from scratch)")
-    mpp: float = option(0.5, help="microns per pixel the teacher runs at")
+    mpp: float = option(0.5, gt=0, help="microns per pixel the teacher runs at")
     encoder_kwargs: dict = option(default_factory=lambda: {"channels": [32, 64, 128, 256], "stem_width": 32},
                                   help="create_backbone keyword arguments (default: a half-width ResNet18)")
-    width: int = option(48, help="decoder width")
-    skip: int = option(8, help="channels of the full-resolution skip")
-    crop: int = option(0, help="crop side at the teacher's mpp (0: 256 MoNuSeg, 128 synthetic)")
-    boundary_weight: float = option(1.0, help="weight of the boundary channel's loss")
-    synthetic_images: int = option(24, help="synthetic tiles to train on (data=synthetic)")
-    threads: int = option(0, help="torch CPU threads (0: leave as is)")
+    width: int = option(48, ge=1, help="decoder width")
+    skip: int = option(8, ge=1, help="channels of the full-resolution skip")
+    crop: int | None = option(None, ge=8, help="crop side at the teacher's mpp (none: 256 MoNuSeg, 128 synthetic)")
+    boundary_weight: float = option(1.0, ge=0, help="weight of the boundary channel's loss")
+    synthetic_images: int = option(24, ge=1, help="synthetic tiles to train on (data=synthetic)")
+    threads: int | None = option(None, ge=1, help="torch CPU threads (none: leave as is)")
     fp16: bool = option(True, help="store the finished teacher in fp16")
-    tune_images: int = option(6, help="MoNuSeg training images used to pick the watershed thresholds (0: defaults)")
+    tune_images: int | None = option(6, ge=1, help="MoNuSeg training images used to pick the watershed "
+                                                  "thresholds (none: keep the defaults)")
 
 
 def _resolved(cfg: TeacherTrainConfig) -> TeacherTrainConfig:
-    auto = _AUTO["synthetic" if cfg.data == "synthetic" else "monuseg"]
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in auto.items() if not getattr(cfg, k)})
-    return dataclasses.replace(cfg, warmup_steps=min(cfg.warmup_steps, max(1, cfg.steps // 10)))
+    crop = cfg.crop or _AUTO_CROP["synthetic" if cfg.data == "synthetic" else "monuseg"]
+    return dataclasses.replace(cfg, crop=crop, warmup_steps=min(cfg.warmup_steps, max(1, cfg.steps // 10)))
 
 
 def load_training_images(cfg: TeacherTrainConfig):
@@ -177,7 +169,6 @@ def _tuning_scores(cfg: TeacherTrainConfig, names: list[str]):
     if not (cfg.eval_every and cfg.tune_images and names and cfg.data != "synthetic"):
         return None
     from rckd.data.datasets.monuseg import MoNuSeg
-    from rckd.teacher.evaluate import score_teacher
     dataset = MoNuSeg(cfg.data, names=tuning_images(names, cfg.tune_images))
 
     def evaluate(task: TeacherTask, step: int) -> dict[str, float]:
@@ -199,7 +190,6 @@ def tuning_images(names: list[str], n: int) -> list[str]:
 
 def _tune(cfg: TeacherTrainConfig, model: UNetTeacher, names: list[str]):
     from rckd.data.datasets.monuseg import MoNuSeg
-    from rckd.teacher.evaluate import tune_postprocess
     chosen = tuning_images(names, cfg.tune_images)
     params, table = tune_postprocess(model, MoNuSeg(cfg.data, names=chosen))
     log.info("post-processing tuned on training images %s: %s", chosen, params)

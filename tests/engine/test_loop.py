@@ -79,7 +79,7 @@ def test_resume_refused_when_config_differs(tmp_path):
     with pytest.raises(ValueError, match=r"refusing to resume.*lr: 0.03 -> 0.01"):
         _run(dataclasses.replace(cfg, lr=1e-2, steps=8))
     # keys that may change (workers, log cadence) do not block resumption
-    res = _run(dataclasses.replace(cfg, log_every=2, image_every=0))
+    res = _run(dataclasses.replace(cfg, log_every=2, image_every=None))
     assert res.step == 4
     # resume=false starts over, leaving no checkpoint of the earlier run behind
     res = _run(dataclasses.replace(cfg, lr=1e-2, resume=False, steps=2, ckpt_every=1))
@@ -115,8 +115,8 @@ def test_nan_gradients_with_a_finite_loss_never_reach_a_checkpoint(tmp_path):
 
 
 def test_accumulation_matches_larger_batch(tmp_path):
-    big = _cfg(tmp_path / "big", steps=4, batch_size=8, ckpt_every=0)
-    small = _cfg(tmp_path / "acc", steps=4, batch_size=4, accum_steps=2, ckpt_every=0)
+    big = _cfg(tmp_path / "big", steps=4, batch_size=8, ckpt_every=None)
+    small = _cfg(tmp_path / "acc", steps=4, batch_size=4, accum_steps=2, ckpt_every=None)
 
     res = []
     for cfg in (big, small):
@@ -141,3 +141,4 @@ def test_mixed_precision_on_cpu(tmp_path, precision):
     assert res.images_per_s > 0
     _, _, resume = load_checkpoint(res.checkpoint)
     assert resume["scaler"] == {} if precision == "bf16" else resume["scaler"]["scale"] > 0
+

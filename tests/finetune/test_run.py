@@ -63,7 +63,7 @@ def test_bad_inputs(tmp_path):
         finetune(FinetuneConfig(out=str(tmp_path / "x"), init="imagenet", **TINY))
     with pytest.raises(ValueError, match="knn needs a classification"):
         finetune(FinetuneConfig(out=str(tmp_path / "x"), mode="knn", dataset="synthetic_seg", **TINY))
-    with pytest.raises(ValueError, match="unknown split"):
+    with pytest.raises(ValueError, match=r"eval_splits\[0\]: expected one of val, test"):
         finetune(FinetuneConfig(out=str(tmp_path / "x"), eval_splits=["dev"], **TINY))
     with pytest.raises(ValueError, match="multiple of 32"):
         finetune(FinetuneConfig(out=str(tmp_path / "x"), **{**TINY, "image_size": 48}))

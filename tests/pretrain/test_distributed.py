@@ -30,8 +30,8 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
     with h5py.File(cache, "w") as h:  # a learnable "teacher" from a cache: no teacher needed
         h["responses"] = dark.numpy()
     common = ["pretrain", "method=rckd", "backbone=test_convnext", "image_size=32", "pool_size=32",
-              "steps=6", "lr=1e-2", "warmup_steps=1", "workers=0", "log_every=1", "probe_size=0",
-              "augment=false", "device=cpu", "decoder_width=16", f"teacher_cache={cache}"]
+              "steps=6", "lr=1e-2", "warmup_steps=1", "workers=0", "log_every=1", "probe_size=none",
+              "augment=false", "device=cpu", "rckd.decoder_width=16", f"rckd.cache={cache}"]
     from rckd.config import apply_overrides
     from rckd.pretrain.run import PretrainConfig, pretrain
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import pytest
 import torch
 
+from rckd.config import from_dict, update
 from rckd.data.augment import to_float
 from rckd.data.synthetic import SyntheticDataset
 from rckd.engine import latest_checkpoint, load_checkpoint, read_metrics
@@ -22,12 +22,13 @@ def _one_thread():
 
 
 TINY = dict(backbone="test_resnet", image_size=32, pool_size=64, batch_size=16, steps=10, lr=3e-3,
-            warmup_steps=2, workers=0, log_every=1, probe_size=0, teacher="classical",
-            moco_queue=16, proj_dim=64, decoder_width=16)
+            warmup_steps=2, workers=0, log_every=1, probe_size=None,
+            rckd={"teacher": "classical", "decoder_width": 16}, moco={"queue": 16}, barlow={"proj_dim": 64})
 
 
 def _cfg(tmp_path, **kw) -> PretrainConfig:
-    return dataclasses.replace(PretrainConfig(), **{"out": str(tmp_path / "run"), "device": "cpu", **TINY, **kw})
+    """TINY, then ``kw`` (sections merge key by key: ``rckd={"loss": "kl"}`` keeps the rest)."""
+    return update(from_dict(PretrainConfig, {"out": str(tmp_path / "run"), "device": "cpu", **TINY}), kw)
 
 
 def _fixed_loss(task, batch, queue=None) -> float:
@@ -101,7 +102,7 @@ def test_rckd_student_agrees_with_teacher(rckd_run):
     trained = dice(task)
     assert trained > 0.6 and trained > at_init + 0.2, (at_init, trained)
     assert task.teacher.tta == 1
-    assert build_task(dataclasses.replace(cfg, teacher_tta=4), 0.5).teacher.tta == 4
+    assert build_task(update(cfg, {"rckd": {"tta": 4}}), 0.5).teacher.tta == 4
 
 
 def test_export_loads_in_create_backbone_and_timm(tmp_path):
@@ -132,14 +133,16 @@ def test_imagenet_init_from_local_file(tmp_path):
     ref = timm.create_model("test_resnet", num_classes=1000)
     src = tmp_path / "imagenet.pth"
     torch.save(ref.state_dict(), src)
-    cfg = _cfg(tmp_path, method="imagenet", imagenet_weights=str(src))
+    cfg = _cfg(tmp_path, method="imagenet", imagenet={"weights": str(src)})
     path = pretrain(cfg)
     loaded = create_backbone("test_resnet", weights=path).export_state_dict()
     ref_state = ref.state_dict()
     assert all(torch.equal(v, ref_state[k]) for k, v in loaded.items())
     assert not any(k.startswith("fc.") for k in loaded)
     with pytest.raises(FileNotFoundError, match="not found"):
-        pretrain(_cfg(tmp_path / "x", method="imagenet", imagenet_weights=str(tmp_path / "missing.pth")))
+        pretrain(_cfg(tmp_path / "x", method="imagenet", imagenet={"weights": str(tmp_path / "missing.pth")}))
+    with pytest.raises(ValueError, match="imagenet.weights: method=imagenet needs"):
+        _cfg(tmp_path / "x", method="imagenet")  # refused when the config is built
 
 
 def test_methods_table():
@@ -159,8 +162,9 @@ def test_cached_responses_feed_rckd_without_teacher(tmp_path):
     cached = CachedResponses(pool, tmp_path / "cache.h5")
     assert torch.equal(cached[3]["target"], torch.from_numpy(responses[3]))
     assert torch.equal(cached[3]["image"], pool[3]["image"])
-    cfg = _cfg(tmp_path, method="rckd", pool_size=16, batch_size=8, steps=2, teacher="no-such-teacher",
-               teacher_cache=str(tmp_path / "cache.h5"), distill_loss="kl", temperature=2.0)
+    cfg = _cfg(tmp_path, method="rckd", pool_size=16, batch_size=8, steps=2,
+               rckd={"teacher": "no-such-teacher", "cache": str(tmp_path / "cache.h5"), "loss": "kl",
+                     "temperature": 2.0})
     assert pretrain(cfg).is_file()  # the teacher is never looked up
     with pytest.raises(ValueError, match="16 cached responses for a pool of 8"):
         CachedResponses(build_pool("synthetic", 32, 0.5, 8), tmp_path / "cache.h5")
@@ -190,8 +194,8 @@ def test_interrupted_pretraining_resumes_like_uninterrupted(tmp_path, monkeypatc
     a = [r["train/loss"] for r in read_metrics(ref.out)]
     b = [r["train/loss"] for r in read_metrics(cfg.out)]
     assert len(b) == 6 and b == pytest.approx(a, rel=1e-4)
-    with pytest.raises(ValueError, match="refusing to resume.*barlow_lambda"):
-        pretrain(dataclasses.replace(cfg, steps=8, barlow_lambda=0.01))
+    with pytest.raises(ValueError, match=r"refusing to resume.*barlow\.lambd"):
+        pretrain(update(cfg, {"steps": 8, "barlow": {"lambd": 0.01}}))
 
 
 def test_pretrain_from_tile_sets_and_teacher_cache(tmp_path):
@@ -206,8 +210,8 @@ def test_pretrain_from_tile_sets_and_teacher_cache(tmp_path):
     tile_set = next((tmp_path / "tiles").glob("*mpp_*px_*px"))
     predict_responses(PredictConfig(inputs=[str(tile_set)], out=str(tmp_path / "resp"),
                                     teacher="classical", device="cpu", panel=0))
-    cfg = _cfg(tmp_path, method="rckd", pool=str(tile_set), teacher_cache=str(tmp_path / "resp"),
-               image_size=64, batch_size=8, steps=3, teacher="no-such-teacher")
+    cfg = _cfg(tmp_path, method="rckd", pool=str(tile_set), image_size=64, batch_size=8, steps=3,
+               rckd={"cache": str(tmp_path / "resp"), "teacher": "no-such-teacher"})
     assert pretrain(cfg).is_file()
     assert len(read_metrics(cfg.out)) == 3
 

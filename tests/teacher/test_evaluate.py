@@ -5,6 +5,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from rckd.cli import main
 from rckd.config import from_dict
 from rckd.teacher.evaluate import TeacherEvalConfig, evaluate_teacher
 
@@ -21,13 +22,20 @@ def _tree(root):
     Image.fromarray(inst).save(root / "instance_masks" / "a_instances.png")
 
 
-def test_eval_json_keys_and_values(tmp_path, capsys):
+def test_eval_json_keys_and_values(tmp_path):
     _tree(tmp_path / "m")
     cfg = from_dict(TeacherEvalConfig, {"teacher": "classical", "data": str(tmp_path / "m"),
                                         "json": str(tmp_path / "s.json")})
-    assert evaluate_teacher(cfg) == 0
+    result = evaluate_teacher(cfg)
     res = json.loads((tmp_path / "s.json").read_text())
     for key in ("dice", "aji", "pq"):
         assert 0.8 < res[key] <= 1.0, (key, res[key])  # three clean square nuclei
+        assert result[key] == res[key]
     assert res["images"] == ["a"] and res["per_image"]["a"]["tp"] == 3
-    assert "dice" in capsys.readouterr().out
+
+
+def test_eval_command_prints_one_summary_line(tmp_path, capsys):
+    _tree(tmp_path / "m")
+    assert main(["teacher", "eval", "--teacher", "classical", "data=" + str(tmp_path / "m")]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("classical: dice ") and "aji" in line and "(1 images" in line

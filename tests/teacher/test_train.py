@@ -18,8 +18,8 @@ NAMES = ["TCGA-18-5592-01Z-00-DX1", "TCGA-AR-A1AK-01Z-00-DX1", "TCGA-HE-7129-01Z
 
 
 def _cfg(tmp_path, **kw):
-    base = dict(out=str(tmp_path / "t"), crop=96, batch_size=4, warmup_steps=5, ckpt_every=0,
-                log_every=1, image_every=0, lr=2e-3, seed=0, threads=1, workers=0, device="cpu",
+    base = dict(out=str(tmp_path / "t"), crop=96, batch_size=4, warmup_steps=5, ckpt_every=None,
+                log_every=1, image_every=None, lr=2e-3, seed=0, threads=1, workers=0, device="cpu",
                 tensorboard=False)
     return from_dict(TeacherTrainConfig, {**base, **kw})
 

@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
-__all__ = ["DATASETS", "DatasetSpec", "get_dataset", "dataset_task"]
+from rckd.config.values import Invalid, check, convert, did_you_mean
+
+__all__ = ["DATASETS", "DatasetSpec", "get_dataset", "dataset_task", "check_dataset_options"]
 
 
 class DatasetSpec(NamedTuple):
@@ -68,27 +71,50 @@ def dataset_task(name: str) -> str:
     return DATASETS[name].task
 
 
-def get_dataset(name: str, root: str | Path | None, split: str = "train", **kwargs):
-    """Build the registered dataset ``name`` at ``root`` for ``split``.
-
-    Extra keyword arguments go to the dataset's constructor; ones it does not accept are an error
-    naming them (so a typo in a config never passes silently).
-    """
+def _factory(name: str) -> Callable:
     spec = DATASETS.get(name)
     if spec is None:
         raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
     module_name, attr = spec.target.split(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"dataset {name!r} is not available: {exc}") from None
-    merged = {**spec.kwargs, **kwargs}
+
+
+def check_dataset_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` of dataset ``name`` checked against its constructor's typed parameters.
+
+    The constructor declares the options once; a name it does not take or a value that does not
+    fit its annotation raises ``ValueError`` (``dataset_options.crop: ...``). Returns the
+    converted options.
+    """
+    factory = _factory(name)
     params = inspect.signature(factory).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(merged) - set(params))
-        if unknown:
-            raise ValueError(f"dataset {name!r} does not take option(s) {', '.join(unknown)} "
-                             f"(it takes: {', '.join(p for p in params if p not in ('root', 'split'))})")
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    hints = typing.get_type_hints(factory)
+    takes = [p for p in params if p not in ("root", "split")]
+    out = {}
+    for key, value in options.items():
+        if key not in takes or key in DATASETS[name].kwargs:
+            raise ValueError(f"dataset_options.{key}: dataset {name!r} does not take option {key!r}"
+                             f"{did_you_mean(str(key), takes)}")
+        try:
+            out[key] = check(convert(value, hints.get(key, Any)), {})
+        except Invalid as exc:
+            raise ValueError(f"dataset_options.{key}: {exc.problem}") from None
+    return out
+
+
+def get_dataset(name: str, root: str | Path | None, split: str = "train", **kwargs):
+    """Build the registered dataset ``name`` at ``root`` for ``split``.
+
+    Extra keyword arguments go to the dataset's constructor, checked by
+    :func:`check_dataset_options` (so a typo in a config never passes silently).
+    """
+    factory = _factory(name)
+    merged = {**DATASETS[name].kwargs, **check_dataset_options(name, kwargs)}
     if name.startswith("synthetic"):
         return factory(split=split, **merged)
     if root is None:

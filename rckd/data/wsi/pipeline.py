@@ -41,21 +41,22 @@ class TileConfig(RunConfig):
 
     slides: list[str] = option(default_factory=list, positional=True,
                                help="slide files, folders, glob patterns or CSV files")
-    out: str = option("runs/tiles", help="output root; a folder per setting is made inside")
-    target_mpp: float = option(0.5, help="microns per pixel of the tiles")
-    patch_size: int = option(256, help="tile side in pixels at the target mpp")
-    overlap: int = option(0, help="pixels shared by neighbouring tiles, at the target mpp")
-    min_tissue: float = option(0.5, help="minimum fraction of a tile inside the tissue mask")
+    DEFAULTS = {"out": "runs/tiles"}  # output root; a folder per setting is made inside
+
+    target_mpp: float = option(0.5, gt=0, help="microns per pixel of the tiles")
+    patch_size: int = option(256, ge=1, help="tile side in pixels at the target mpp")
+    overlap: int = option(0, ge=0, help="pixels shared by neighbouring tiles, at the target mpp")
+    min_tissue: float = option(0.5, ge=0, le=1, help="minimum fraction of a tile inside the tissue mask")
     tissue_detection: bool = option(True, help="detect tissue (off: tile everything)")
-    thumbnail_size: int = option(1024, help="longest side of the tissue-detection thumbnail")
-    mpp: float | None = option(None, help="level-0 mpp for slides whose file has none")
+    thumbnail_size: int = option(1024, ge=1, help="longest side of the tissue-detection thumbnail")
+    mpp: float | None = option(None, gt=0, help="level-0 mpp for slides whose file has none")
     force_mpp: bool = option(False, help="use --mpp even where the file states an mpp")
     save_images: bool = option(False, help="also store tile pixels in the h5 ('imgs')")
     image_compression: str = option("lzf", help="compression of stored pixels: lzf (fast, h5py-native), "
                                     "gzip (readable everywhere, ~3x the CPU) or none",
                                     choices=("lzf", "gzip", "none"))
-    chunk_tiles: int = option(4, help="tiles per h5 chunk of stored pixels")
-    workers: int = option(1, help="worker processes")
+    chunk_tiles: int = option(4, ge=1, help="tiles per h5 chunk of stored pixels")
+    workers: int = option(1, ge=1, help="worker processes")
     shard: str = option("", help="i/n: process every n-th slide starting at i")
     skip_errors: bool = option(False, help="record a failing slide and go on")
     overwrite: bool = option(False, help="redo slides that are already finished")

@@ -7,6 +7,6 @@ response caching are applications: :mod:`rckd.teacher`.
 """
 
 from rckd.models.teachers.base import Teacher
-from rckd.models.teachers.registry import get_teacher, list_teachers, register_teacher, teacher_entries
+from rckd.models.teachers.registry import get_teacher, register_teacher, teacher_entries
 
-__all__ = ["Teacher", "get_teacher", "list_teachers", "register_teacher", "teacher_entries"]
+__all__ = ["Teacher", "get_teacher", "register_teacher", "teacher_entries"]

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from rckd.config import option
 from rckd.io import sha256_file
 from rckd.models.teachers.base import TTA_VIEWS, Teacher
 from rckd.models.weights import WEIGHTS_DIR
+from rckd.runtime import resolve_device
 
-__all__ = ["TeacherEntry", "TeacherListConfig", "get_teacher", "list_teachers", "register_teacher",
-           "teacher_entries", "teacher_status", "load_teacher_file", "WEIGHTS_DIR", "DEFAULT_TEACHER"]
+__all__ = ["TeacherEntry", "get_teacher", "register_teacher", "teacher_entries", "teacher_status",
+           "load_teacher_file", "WEIGHTS_DIR", "DEFAULT_TEACHER"]
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +135,14 @@ def load_teacher_file(path: str | Path, device: str | torch.device = "cpu", name
 def get_teacher(name: str = "default", device: str | torch.device = "cpu", tta: int | None = None) -> Teacher:
     """The teacher ``name`` ("default", "classical", a registered name or a checkpoint path), eval mode.
 
-    ``tta`` (1, 2, 4 or 8 dihedral views) overrides the teacher's own test-time augmentation.
+    ``device`` is a device or its name (``"auto"``: CUDA when available, else CPU). ``tta`` (1, 2,
+    4 or 8 dihedral views) overrides the teacher's own test-time augmentation.
 
     Raises:
         FileNotFoundError: its weights are missing.
         ValueError: unknown name, the weights' checksum does not match, or a bad ``tta``.
     """
-    teacher = _build_teacher(name, device)
+    teacher = _build_teacher(name, resolve_device(device))
     if tta:
         if tta not in TTA_VIEWS:
             raise ValueError(f"tta must be one of {TTA_VIEWS}, got {tta}")
@@ -180,25 +181,3 @@ def teacher_status() -> list[tuple[str, str]]:
         except (OSError, ValueError) as exc:
             out.append((name, str(exc).split(" (")[0]))
     return out
-
-
-@dataclasses.dataclass
-class TeacherListConfig:
-    """List registered nuclei teachers: architecture, mpp, normalisation, outputs, weights, sha256."""
-
-    check: bool = option(True, help="verify each weight file's checksum")
-
-
-def list_teachers(cfg: TeacherListConfig | None = None) -> int:
-    """Print the registry as a table (the CLI's ``rckd teacher list``)."""
-    cfg = cfg or TeacherListConfig()
-    status = dict(teacher_status()) if cfg.check else {}
-    rows = [("name", "architecture", "mpp", "normalisation", "out", "path", "sha256", "status")]
-    for name, e in _REGISTRY.items():
-        label = f"{name} (default)" if name == DEFAULT_TEACHER else name
-        rows.append((label, e.architecture, f"{e.mpp:g}", e.normalisation, str(e.out_channels),
-                     e.path or "-", (e.sha256 or "-")[:16], status.get(name, "-")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    return 0
