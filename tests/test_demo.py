@@ -1,20 +1,21 @@
-"""The quick demo end to end: slide, tiles, teacher, RCKD pretraining, fine-tuning, table."""
+"""The quick demo end to end, as the README runs it: slide, tiles, teacher, RCKD, fine-tuning, table."""
 
 from __future__ import annotations
 
 import h5py
 import pytest
 
-from rckd.demo import DemoConfig, run_demo
+from rckd.demo import DemoConfig
 from rckd.io import read_json
 
 
 @pytest.mark.slow
-def test_quick_demo_runs_every_stage(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert run_demo(DemoConfig(out=str(out), quick=True, device="cpu", threads=2)) == 0
-    printed = capsys.readouterr().out
+def test_quick_demo_runs_every_stage(quick_demo):
+    cwd, proc = quick_demo
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = cwd / "runs" / "demo"
     results = read_json(out / "results.json")
+    assert results["config"]["device"] == "auto"  # the default: resolved where it is used
     assert set(results["timings_s"]) >= {"slide", "teacher", "teacher_eval", "grid", "total"}
     runs = results["runs"]
     assert runs and all(r["status"] == "done" for r in runs), runs
@@ -41,5 +42,14 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         assert any(k in metrics for k in ("accuracy", "miou"))
     table = (out / "table.md").read_text()
     assert "random" in table.lower() and "rckd" in table.lower()
-    assert table.splitlines()[0] in printed
+    assert table.splitlines()[0] in proc.stdout and "teacher Dice" in proc.stdout
     assert (out / "table.png").stat().st_size > 1000
+
+
+def test_quick_shrinks_every_stage():
+    from rckd.demo import _effective
+
+    full, quick = DemoConfig(), _effective(DemoConfig(quick=True))
+    for name in ("image_size", "slide_size", "teacher_steps", "pretrain_steps", "finetune_steps"):
+        assert getattr(quick, name) < getattr(full, name), name
+    assert quick.image_size % 32 == 0 and len(quick.seeds) == 1
