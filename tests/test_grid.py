@@ -115,3 +115,10 @@ def test_shipped_grids_plan(name):
     grid = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.yaml"
     plan = plan_grid(load_config(ReproduceConfig, grid))
     assert plan.columns and plan.finetune and len({r.seed for r in plan.finetune}) >= 3
+
+
+def test_one_seed_is_a_list_of_one(tmp_path):
+    for source in (["seeds=1"], ["seeds=[1]"]):
+        assert load_config(ReproduceConfig, None, source).seeds == [1]
+    (tmp_path / "g.yaml").write_text("seeds: 1\n")
+    assert load_config(ReproduceConfig, tmp_path / "g.yaml").seeds == [1]

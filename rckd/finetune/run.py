@@ -104,10 +104,7 @@ def git_hash() -> str:
 def _weights(cfg: FinetuneConfig) -> str | None:
     if cfg.init == "random":
         return None
-    path = cfg.imagenet_weights if cfg.init == "imagenet" else cfg.init
-    if not path:
-        raise ValueError("init=imagenet needs imagenet_weights=<local timm weight file> "
-                         "(nothing is downloaded)")
+    path = cfg.imagenet_weights if cfg.init == "imagenet" else cfg.init  # set: see validate()
     p = Path(path)
     if not p.exists() and not Path(f"{p}.safetensors").exists():
         raise FileNotFoundError(f"{path}: initial weights not found")

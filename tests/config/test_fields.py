@@ -72,3 +72,26 @@ def test_device_names():
 
 def test_to_dict_is_plain():
     assert to_dict(Child())["inner"] == {"lr": 0.1} and to_dict(Child())["pair"] == [0.5, 1.0]
+
+
+def test_no_config_of_rckd_redeclares_an_inherited_option():
+    """Inherited options change their defaults through DEFAULTS, never by a second declaration."""
+    import importlib
+    import pkgutil
+
+    import rckd
+
+    for info in pkgutil.walk_packages(rckd.__path__, "rckd."):
+        importlib.import_module(info.name)
+    classes, seen = [Config], set()
+    while classes:
+        cls = classes.pop()
+        classes += cls.__subclasses__()
+        if cls in seen or not cls.__module__.startswith("rckd.") or not dataclasses.is_dataclass(cls):
+            continue
+        seen.add(cls)
+        inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base)
+                     for f in dataclasses.fields(base)}
+        own = set(cls.__dict__.get("__annotations__", {})) - set(cls.__dict__.get("DEFAULTS", {}))
+        assert not own & inherited, f"{cls.__qualname__} re-declares {sorted(own & inherited)}"
+    assert len(seen) >= 15  # every config of the package was looked at
