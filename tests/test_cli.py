@@ -82,15 +82,23 @@ def test_broken_config_file_names_line_and_column(tmp_path, capsys):
     assert "missing.yaml: config file not found" in capsys.readouterr().err
 
 
-def test_choices_and_devices_take_any_case(tmp_path):
-    from rckd.commands.arguments import config_from_args
+@pytest.mark.parametrize("option, hint", [("optimizer=SGD", "'sgd'"), ("mode=Linear", "'linear'"),
+                                          ("precision=BF16", "'bf16'"), ("mode=KNN", "'knn'")])
+def test_misspelled_choices_are_refused_before_any_work(tmp_path, capsys, option, hint):
+    out = tmp_path / "o"
+    assert main(["finetune", option, "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option.split("=")[0] in err and f"did you mean {hint}" in err
+    assert not out.exists()  # refused before any work
+
+
+def test_devices_take_any_case():
     from rckd.cli import build_parser
-    from rckd.commands.arguments import parse_args
+    from rckd.commands.arguments import config_from_args, parse_args
     from rckd.finetune.run import FinetuneConfig
 
-    argv = ["finetune", "optimizer=SGD", "mode=Linear", "precision=BF16", "--device", "CPU"]
-    cfg = config_from_args(FinetuneConfig, parse_args(build_parser(argv), argv))
-    assert (cfg.optimizer, cfg.mode, cfg.precision, cfg.device) == ("sgd", "linear", "bf16", "cpu")
+    argv = ["finetune", "--device", "CPU"]
+    assert config_from_args(FinetuneConfig, parse_args(build_parser(argv), argv)).device == "cpu"
 
 
 def test_bad_initial_weights_are_one_line(tmp_path, capsys):

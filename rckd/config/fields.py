@@ -51,7 +51,7 @@ def option(default: Any = dataclasses.MISSING, *, help: str = "",
     Args:
         default, default_factory: as for :func:`dataclasses.field`.
         help: one line shown by ``--help``.
-        choices: allowed values (matched ignoring case, kept in this spelling).
+        choices: allowed values (exact spelling; a near miss is refused with a suggestion).
         ge, gt, le, lt: bounds of numbers (of each item for lists).
         check: ``fn(value) -> canonical value`` raising ``ValueError`` for other formats.
         positional: filled from the command line's free arguments.

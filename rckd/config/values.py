@@ -11,8 +11,8 @@ Every source (``--flags``, YAML files, ``key=value``, grid files, Python code) g
   single value (a list of one); fixed-length tuples (``tuple[float, float]``) insist on their
   length. Mappings take a mapping (or YAML text of one). Text headed for an undeclared type
   (``dict`` values, ``Any``) is read as YAML.
-- **Choices** (``option(choices=...)``): a value equal to a choice ignoring case is replaced by the
-  choice's spelling; anything else is refused, naming the choices.
+- **Choices** (``option(choices=...)``): exactly one of the choices; anything else (``SGD`` for
+  ``sgd`` included) is refused, naming the choices and suggesting the closest one.
 - **Ranges** (``option(ge=, gt=, le=, lt=)``): numbers, and each number of a list, must lie in the
   range.
 - **Checks** (``option(check=fn)``): ``fn(value)`` returns the canonical value or raises
@@ -277,13 +277,17 @@ def convert(value: Any, tp: Any) -> Any:
 
 
 def _choice(value: Any, choices: Sequence) -> Any:
+    """Exactly one of ``choices``: a misspelling (case included) is refused, never run as something
+    else, with the intended spelling suggested."""
     if value in choices:
         return value
-    if isinstance(value, str):
-        for choice in choices:
-            if isinstance(choice, str) and choice.lower() == value.lower():
-                return choice
-    raise Invalid(f"expected one of {', '.join(map(str, choices))}, got {value!r}")
+    import difflib
+
+    words = [c for c in choices if isinstance(c, str)]
+    same = [c for c in words if isinstance(value, str) and c.lower() == value.strip().lower()]
+    near = same or difflib.get_close_matches(str(value), words, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise Invalid(f"expected one of {', '.join(map(str, choices))}, got {value!r}{hint}")
 
 
 def _in_range(value: Any, meta: Mapping) -> None:

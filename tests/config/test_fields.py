@@ -53,7 +53,7 @@ def test_defaults_must_name_inherited_options():
 
 
 def test_construction_converts_checks_and_relates():
-    c = Child(loss="KL", device="CPU", steps="7")
+    c = Child(loss="kl", device="CPU", steps="7")
     assert (c.loss, c.device, c.steps) == ("kl", "cpu", 7)
     with pytest.raises(ConfigError, match=r"pair\[1\]: must be at most 1"):
         Child(pair=(0.5, 2.0))

@@ -35,10 +35,12 @@ def test_refusals(value, tp, problem):
         convert(value, tp)
 
 
-def test_choices_match_ignoring_case_in_their_own_spelling():
+def test_choices_are_exact_and_misspellings_get_a_suggestion():
     meta = {"choices": ("adamw", "sgd")}
-    assert check("SGD", meta) == "sgd" and check(["AdamW", "sgd"], meta) == ["adamw", "sgd"]
-    with pytest.raises(Invalid, match="expected one of adamw, sgd, got 'adam'"):
+    assert check("sgd", meta) == "sgd" and check(["adamw", "sgd"], meta) == ["adamw", "sgd"]
+    with pytest.raises(Invalid, match=r"expected one of adamw, sgd, got 'SGD' \(did you mean 'sgd'\?\)"):
+        check("SGD", meta)
+    with pytest.raises(Invalid, match=r"got 'adam' \(did you mean 'adamw'\?\)"):
         check("adam", meta)
 
 
