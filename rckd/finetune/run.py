@@ -66,6 +66,7 @@ class FinetuneConfig(TrainConfig):
     epochs: float | None = option(None, gt=0, help="train this many epochs instead of 'steps' "
                                                    "(steps = ceil(epochs x train size / batch size))")
     drop_rate: float = option(0.0, ge=0, lt=1, help="dropout before the classification head")
+    linear_norm: bool = option(True, help="mode=linear: BatchNorm without affine before the head (MAE)")
     decoder_width: int = option(64, ge=1, help="dense decoder width (segmentation)")
     augment: bool = option(True, help="random flips and 90-degree rotations on the device")
     cache_images: bool = option(True, help="keep decoded, resampled training images in memory "
@@ -208,7 +209,8 @@ def finetune(cfg: FinetuneConfig) -> dict:
             task = SegmentationTask(backbone, n_classes, cfg.decoder_width, cfg.augment)
         else:
             task = ClassificationTask(backbone, n_classes, linear=cfg.mode == "linear",
-                                      drop_rate=cfg.drop_rate, augment=cfg.augment)
+                                      drop_rate=cfg.drop_rate, augment=cfg.augment,
+                                      linear_norm=cfg.linear_norm)
         steps = cfg.steps
         if cfg.epochs:
             steps = max(1, math.ceil(cfg.epochs * len(splits["train"]) / cfg.batch_size))

@@ -2,7 +2,9 @@
 
 :class:`ClassificationTask`: backbone -> GAP -> dropout -> FC, cross-entropy; ``linear=True``
 freezes the backbone (kept in eval mode, so BatchNorm statistics stay those of the init) and
-trains the head only (linear probe). :class:`SegmentationTask`: backbone pyramid ->
+trains the head only (linear probe), by default behind a BatchNorm without affine parameters, as
+in MAE's linear probe: embeddings of different pretraining methods differ in scale by orders of
+magnitude, and a head trained for a few hundred steps should not depend on that. :class:`SegmentationTask`: backbone pyramid ->
 :class:`~rckd.models.decoders.DenseDecoder` -> per-pixel cross-entropy (``IGNORE`` skipped).
 Augmentation on the device: random horizontal/vertical flips and 90-degree rotations (applied
 alike to image and mask), then normalisation with the backbone's mean/std.
@@ -47,9 +49,10 @@ class ClassificationTask(Task):
     """Image classification by the pooled embedding and a linear head."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, linear: bool = False,
-                 drop_rate: float = 0.0, augment: bool = True) -> None:
+                 drop_rate: float = 0.0, augment: bool = True, linear_norm: bool = True) -> None:
         super().__init__()
         self.backbone, self.linear, self.augment = backbone, linear, augment
+        self.norm = nn.BatchNorm1d(backbone.num_features, affine=False) if linear and linear_norm else nn.Identity()
         self.drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(backbone.num_features, num_classes)
         nn.init.trunc_normal_(self.head.weight, std=0.01)
@@ -68,7 +71,7 @@ class ClassificationTask(Task):
         x = normalise(images, self.backbone.mean, self.backbone.std)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.linear):
             feats = self.backbone(x)
-        return self.head(self.drop(feats))
+        return self.head(self.drop(self.norm(feats.float())))
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         images = flip_rotate(batch["image"])[0] if self.augment else batch["image"]

@@ -74,3 +74,24 @@ def test_predict_segmentation_stitches_to_native_size():
     pred = predict_segmentation(task, torch.zeros(3, 40, 70, dtype=torch.uint8), 32, (80, 140),
                                 torch.device("cpu"))
     assert pred.shape == (80, 140) and pred.dtype == torch.int64 and int(pred.max()) < 3
+
+
+def test_linear_probe_head_sees_standardised_embeddings():
+    """MAE-style: a BatchNorm without affine before the head, so the embedding's scale is moot."""
+    from rckd.finetune.tasks import ClassificationTask
+
+    torch.manual_seed(0)
+    task = ClassificationTask(create_backbone("csat_tiny"), 3, linear=True)
+    assert isinstance(task.norm, torch.nn.BatchNorm1d) and not task.norm.affine
+    images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    task.train()
+    loss, _ = task({"image": images, "label": torch.arange(8) % 3})
+    loss.backward()
+    assert task.norm.num_batches_tracked == 1 and task.head.weight.grad is not None
+    assert all(p.grad is None for p in task.backbone.parameters())
+    with torch.no_grad():
+        feats = task.backbone(torch.zeros(8, 3, 32, 32).normal_())
+        task.train()
+        z = task.norm(feats * 1000.0)
+    assert abs(float(z.mean())) < 1e-3 and abs(float(z.std(0).mean()) - 1) < 0.1
+    assert isinstance(ClassificationTask(create_backbone("csat_tiny"), 3).norm, torch.nn.Identity)
