@@ -5,8 +5,9 @@ Output folder ``<out>/<mpp>mpp_<size>px_<overlap>px/`` holds ``patches/<slide>.h
 ``summary.md``. Every file is written atomically and the state file last, so a slide whose state
 says ``done`` and whose tile file agrees with it (count, settings, slide fingerprint) is finished;
 anything else is redone. A slide without tissue gets a state and a summary line, never an empty
-tile file. ``--workers N`` uses N processes (with ``--save-images`` this one and N - 1 children
-share a slide's tiles; otherwise N children take whole slides); ``--shard i/n`` takes every n-th slide of the sorted list.
+tile file. ``--workers N`` uses N processes: with ``--save-images`` they decode a slide's tiles
+into shared memory while this process writes the h5 file (:mod:`rckd.data.wsi.parallel`),
+otherwise they take whole slides. ``--shard i/n`` takes every n-th slide of the sorted list.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from tqdm import tqdm
 
 from rckd.config import RunConfig, option, save_config, to_dict
 from rckd.data.wsi import h5format
-from rckd.data.wsi.extract import LazyPool, make_jobs, release_handles, run_jobs
+from rckd.data.wsi.extract import local_chunks, make_jobs, release_handles
 from rckd.data.wsi.grid import GridGeometry, grid_coords, plan_geometry, select_tiles, tissue_fraction
 from rckd.data.wsi.inputs import SlideInput, collect_inputs, parse_shard, shard
+from rckd.data.wsi.parallel import MIN_PARALLEL_TILES, ExtractPool
 from rckd.data.wsi.reader import SlideReader, open_slide, require_mpp, slide_fingerprint
 from rckd.data.wsi.report import (now, peak_memory_mib, read_state, render_thumbnail, save_thumbnail,
                                   write_state, write_summary)
@@ -56,7 +58,8 @@ class TileConfig(RunConfig):
                                     "gzip (readable everywhere, ~3x the CPU) or none",
                                     choices=("lzf", "gzip", "none"))
     chunk_tiles: int = option(4, ge=1, help="tiles per h5 chunk of stored pixels")
-    workers: int = option(1, ge=1, help="worker processes")
+    workers: int = option(1, ge=1, help="worker processes (with --save-images: decoding a slide's tiles, "
+                          "this process writing; else: whole slides each)")
     shard: str = option("", help="i/n: process every n-th slide starting at i")
     skip_errors: bool = option(False, help="record a failing slide and go on")
     overwrite: bool = option(False, help="redo slides that are already finished")
@@ -220,20 +223,20 @@ def _kept(coords: np.ndarray, failed: list) -> np.ndarray:
     return coords[keep]
 
 
-def _write_with_images(inp, cfg, plan, attrs, h5_path: Path, pool) -> list:
+def _write_with_images(inp, cfg, plan, attrs, h5_path: Path, pool: ExtractPool | None) -> list:
     jobs = make_jobs(str(inp.path), _job_mpp(inp, cfg), plan.geom, plan.coords,
                      chunk_tiles=cfg.chunk_tiles, compression=cfg.image_compression,
                      workers=cfg.workers, fast=cfg.fast_read)
+    parallel = pool is not None and len(plan.coords) >= MIN_PARALLEL_TILES
     failures: list = []
-    sizes = {job.start: len(job.coords) for job in jobs}
     bar = tqdm(total=len(plan.coords), desc=inp.name, unit="tile", leave=False,
                disable=None if cfg.progress else True)
 
     def chunks():
-        for start, encoded, fails in run_jobs(jobs, pool):
+        for index, data, mask, fails in (pool.chunks(jobs) if parallel else local_chunks(jobs)):
             failures.extend(fails)
-            bar.update(sizes[start])
-            yield from encoded
+            bar.update(min(cfg.chunk_tiles, len(plan.coords) - index * cfg.chunk_tiles))
+            yield index, data, mask
 
     try:
         h5format.write_tile_set(h5_path, plan.coords, attrs, chunks=chunks(), image_size=cfg.patch_size,
@@ -285,17 +288,19 @@ def run_tiling(cfg: TileConfig) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / (f"config_shard{index}of{count}.yaml" if count > 1 else "config.yaml"))
     log.info("tiling %d slides into %s (%s)", len(slides), run_dir, to_dict(cfg)["shard"] or "no shard")
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     slide_parallel = cfg.workers > 1 and not cfg.save_images and len(slides) > 1
-    children = cfg.workers if slide_parallel else cfg.workers - 1  # this process extracts too
-    pool = LazyPool(ctx, children) if children > 0 else None
+    pool = None
+    if cfg.save_images and cfg.workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        pool = ExtractPool(cfg.workers, (cfg.chunk_tiles, cfg.patch_size, cfg.patch_size, 3))
     states: list[dict] = []
     try:
         bar = tqdm(total=len(slides), desc="slides", unit="slide", disable=None if cfg.progress else True)
         if slide_parallel:
-            for state in pool.get().imap(_safe_tile, [(s, cfg, run_dir) for s in slides]):
-                states.append(_check(state, cfg))
-                bar.update(1)
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+            with ctx.Pool(cfg.workers) as slide_pool:
+                for state in slide_pool.imap(_safe_tile, [(s, cfg, run_dir) for s in slides]):
+                    states.append(_check(state, cfg))
+                    bar.update(1)
         else:
             for inp in slides:
                 try:

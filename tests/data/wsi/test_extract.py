@@ -40,11 +40,11 @@ def test_pyramid_level_read_matches_openslide(slides):
 class _Flaky(ImageReader):
     """Fails on any read covering x in [100, 150) (a 'corrupt region')."""
 
-    def read_region(self, location, level, size):
+    def read_region(self, location, level, size, out=None):
         x = location[0]
         if x < 150 and x + size[0] > 100:
             raise OSError("corrupt JPEG tile")
-        return super().read_region(location, level, size)
+        return super().read_region(location, level, size, out)
 
 
 def test_corrupt_region_is_recorded_not_fatal(tmp_path):

@@ -170,8 +170,7 @@ def test_plain_image_input(tmp_path, slides):
 
 
 def test_workers_and_shards_match_serial(tmp_path, slides, monkeypatch):
-    from rckd.data.wsi import extract
-    monkeypatch.setattr(extract, "MIN_PARALLEL_TILES", 0)  # use the pool even for this small slide
+    monkeypatch.setattr(pipeline, "MIN_PARALLEL_TILES", 0)  # use the pool even for this small slide
     serial = _cfg(tmp_path / "a", [slides["tissue"]], save_images=True)
     run_tiling(serial)
     par = _cfg(tmp_path / "b", [slides["tissue"]], save_images=True, workers=2)
@@ -189,10 +188,10 @@ def test_unreadable_tiles_are_left_out_and_recorded(tmp_path, slides, monkeypatc
     from rckd.data.wsi.reader import OpenSlideReader
     real = OpenSlideReader.read_region
 
-    def flaky(self, location, level, size):
+    def flaky(self, location, level, size, out=None):
         if level == 0 and location[0] + size[0] > 640 and location[0] < 768:  # a corrupt column
             raise OSError("Corrupt JPEG data")
-        return real(self, location, level, size)
+        return real(self, location, level, size, out)
 
     monkeypatch.setattr(OpenSlideReader, "read_region", flaky)
     cfg = _cfg(tmp_path, [slides["tissue"]], save_images=True, min_tissue=0.0, tissue_detection=False)

@@ -1,0 +1,52 @@
+"""Worker processes over shared memory give exactly the chunks made in-process, and fail loudly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rckd.data.wsi.extract import local_chunks, make_jobs
+from rckd.data.wsi.grid import grid_coords, plan_geometry
+from rckd.data.wsi.parallel import ExtractPool
+
+
+def _jobs(path, compression, patch=64):
+    geom = plan_geometry(0.5, 0.5, patch)
+    coords = grid_coords(1536, 1024, geom)[:150]  # 150 tiles: 37 full chunks of 4 and a short one
+    return make_jobs(str(path), None, geom, coords, chunk_tiles=4, compression=compression, workers=2)
+
+
+def _collect(chunks) -> dict:
+    return {index: (bytes(data), mask, failures) for index, data, mask, failures in chunks}
+
+
+@pytest.mark.parametrize("compression", ["none", "lzf"])
+def test_pool_chunks_equal_local_chunks(slides, compression):
+    jobs = _jobs(slides["tissue"], compression)
+    local = _collect(local_chunks(jobs))
+    with ExtractPool(2, (4, 64, 64, 3)) as pool:
+        first, again = _collect(pool.chunks(jobs)), _collect(pool.chunks(jobs))  # workers are reused
+    assert sorted(local) == list(range(38)) and first == local and again == local
+    if compression == "lzf":
+        assert {mask for _, mask, _ in local.values()} == {0, 1}  # glass compressed, tissue raw
+    short = np.frombuffer(local[37][0], np.uint8) if compression == "none" else None
+    if short is not None:
+        assert not short.reshape(4, 64, 64, 3)[2:].any()  # the short last chunk is zero-padded
+
+
+def test_worker_error_names_the_slide_and_pool_recovers(slides, tmp_path):
+    with ExtractPool(2, (4, 64, 64, 3)) as pool:
+        with pytest.raises(RuntimeError, match="missing.tiff"):
+            _collect(pool.chunks(_jobs(tmp_path / "missing.tiff", "none")))
+        assert not pool._procs  # stopped after the failure
+        good = _jobs(slides["tissue"], "none")
+        assert _collect(pool.chunks(good)) == _collect(local_chunks(good))
+
+
+def test_consumer_stopping_early_stops_the_workers(slides):
+    with ExtractPool(2, (4, 64, 64, 3)) as pool:
+        chunks = pool.chunks(_jobs(slides["tissue"], "none"))
+        next(chunks)
+        procs = list(pool._procs)
+        chunks.close()
+        assert not pool._procs and not any(p.is_alive() for p in procs)
