@@ -69,14 +69,6 @@ class SlideReader:
         """
         return False
 
-    def level_for_downsample(self, downsample: float, tolerance: float = 0.01) -> int:
-        """The coarsest level whose downsample does not exceed ``downsample`` (never upsample)."""
-        best = 0
-        for i, ds in enumerate(self.level_downsamples):
-            if ds <= downsample * (1 + tolerance):
-                best = i
-        return best
-
     def close(self) -> None:
         """Release the file handle."""
 

@@ -29,7 +29,8 @@ def test_cmu_at_half_micron(tmp_path):
     coords, attrs, imgs = _h5(run, "CMU-1-Small-Region")
     assert code == 0 and 25 <= len(coords) <= 60  # about 40 % of an 8 x 11 grid
     assert attrs["level0_mpp"] == pytest.approx(0.499) and attrs["patch_size_level0"] == 257
-    assert attrs["read_level"] == 0 and attrs["target_magnification"] == pytest.approx(19.96)
+    assert attrs["read_level"] == 0 and attrs["target_magnification"] == 20.0  # TRIDENT: 10 / mpp
+    assert attrs["level0_magnification"] == pytest.approx(10 / 0.499) and attrs["objective_power"] == 20
     assert imgs.shape == (len(coords), 256, 256, 3)
     assert imgs.reshape(len(imgs), -1, 3).std(axis=1).mean() > 20  # tissue, not glass
     assert read_json(run / "state" / "CMU-1-Small-Region.json")["tissue_fraction"] == pytest.approx(0.40, abs=0.08)
