@@ -1,4 +1,4 @@
-"""Region reads assembled from a tiled TIFF's own tiles, decoded by imagecodecs.
+"""Tiled TIFFs: region reads assembled from the file's own tiles, and writing pyramids.
 
 OpenSlide composites every region through cairo into premultiplied RGBA; for Aperio and generic
 tiled TIFFs with JPEG/deflate/LZW/raw tiles, decoding the stored tiles directly gives the same
@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TiledTiffLevels", "FAST_COMPRESSIONS"]
+from rckd.io import atomic_path
+
+__all__ = ["TiledTiffLevels", "FAST_COMPRESSIONS", "write_pyramid"]
 
 FAST_COMPRESSIONS = (1, 5, 7, 8, 32946)  # none, LZW, JPEG, deflate (Adobe and old-style)
 JPEG = 7
@@ -146,3 +149,28 @@ def _jpeg_args(page) -> dict | None:
                                                        page.extrasamples, page.is_jfif)
     return {"tables": page.jpegtables, "colorspace": colorspace, "outcolorspace": outcolorspace,
             "shape": (page.tilelength, page.tilewidth)}
+
+
+def write_pyramid(path: str | os.PathLike, image: np.ndarray, mpp: float | None, tile: int = 256,
+                  quality: int = 90) -> Path:
+    """Write an (H, W, 3) uint8 image as a pyramidal tiled JPEG TIFF that OpenSlide opens.
+
+    Levels halve until one fits a tile; ``mpp`` is written as TIFF resolution in pixels per
+    centimetre (OpenSlide's ``openslide.mpp-x``). Written atomically.
+    """
+    import tifffile
+    from PIL import Image
+
+    level = np.ascontiguousarray(image, np.uint8)
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=level.nbytes > 2 ** 31) as tif:
+        for i in range(32):
+            extra = {}
+            if mpp is not None:
+                ppcm = 1e4 / (mpp * 2 ** i)
+                extra = {"resolution": (ppcm, ppcm), "resolutionunit": "CENTIMETER"}
+            tif.write(level, tile=(tile, tile), photometric="rgb", compression="jpeg",
+                      compressionargs={"level": quality}, subfiletype=1 if i else 0, metadata=None, **extra)
+            if max(level.shape[:2]) <= tile:
+                break
+            level = np.asarray(Image.fromarray(level).reduce(2))
+    return Path(path)
