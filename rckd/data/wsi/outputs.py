@@ -1,7 +1,7 @@
 """A slide's outputs in a tiling run folder, and when they count as finished.
 
 Per slide: the tile set ``patches/<slide>.h5`` (TRIDENT's ``<slide>_patches.h5`` with
-``--trident-names``), ``thumbnails/<slide>.png`` and ``state/<slide>.json``. Nothing finished is
+``--trident-names``), ``thumbnails/<slide>.jpg`` and ``state/<slide>.json``. Nothing finished is
 lost:
 
 - a slide is finished when its state says ``done`` (or ``no_tissue``) and the files agree with
@@ -41,7 +41,7 @@ class SlideOutputs:
     def of(cls, run_dir: Path, name: str, trident_names: bool = False) -> "SlideOutputs":
         """The outputs of slide ``name`` in ``run_dir``."""
         return cls(run_dir / "patches" / h5format.tile_set_name(name, trident_names),
-                   run_dir / "thumbnails" / f"{name}.png", run_dir / "state" / f"{name}.json")
+                   run_dir / "thumbnails" / f"{name}.jpg", run_dir / "state" / f"{name}.json")
 
     def remove_leftovers(self) -> list[Path]:
         """Delete temporary files a killed run left for these outputs; returns them."""

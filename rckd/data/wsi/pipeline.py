@@ -1,7 +1,7 @@
 """``rckd tile``: whole slides -> h5 tile sets by microns per pixel, resumable and parallel.
 
 Output folder ``<out>/<mpp>mpp_<size>px_<overlap>px/`` holds ``patches/<slide>.h5`` (layout in
-:mod:`rckd.data.wsi.h5format`), ``thumbnails/<slide>.png``, ``state/<slide>.json`` and
+:mod:`rckd.data.wsi.h5format`), ``thumbnails/<slide>.jpg``, ``state/<slide>.json`` and
 ``summary.md``. Every file is written atomically and the state file last; what counts as
 finished, and why a finished slide made with other settings stops the run instead of being
 replaced, is in :mod:`rckd.data.wsi.outputs`. A slide without tissue gets a state and a summary

@@ -13,7 +13,7 @@ import resource
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy import ndimage
 
 from rckd.io import atomic_path, atomic_write_text, read_json, write_json
@@ -22,6 +22,7 @@ __all__ = ["render_thumbnail", "save_thumbnail", "write_state", "read_state", "w
            "peak_memory_mib", "now"]
 
 STATUSES = ("running", "done", "no_tissue", "failed")
+DIM = (np.arange(256) * 0.45 + 40).astype(np.uint8)  # non-tissue pixels on the thumbnail
 
 
 def now() -> str:
@@ -45,23 +46,42 @@ def render_thumbnail(thumb: np.ndarray, mask: np.ndarray, coords: np.ndarray, si
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.BOX)
     m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(img.size, Image.Resampling.NEAREST)) > 0
-    arr = np.asarray(img).copy()
-    arr[~m] = (arr[~m] * 0.45 + 40).astype(np.uint8)
-    edge = m & ~ndimage.binary_erosion(m, iterations=1, border_value=0)
-    arr[edge] = (0, 200, 0)
-    img = Image.fromarray(arr)
-    draw = ImageDraw.Draw(img)
-    sx, sy = img.width / slide_size[0], img.height / slide_size[1]
-    for x, y in np.asarray(coords).reshape(-1, 2):
-        x0, y0 = x * sx, y * sy
-        draw.rectangle([x0, y0, x0 + size_level0 * sx - 1, y0 + size_level0 * sy - 1], outline=(30, 80, 255))
-    return img
+    arr = np.array(img)
+    np.copyto(arr, DIM[arr], where=~m[..., None])
+    arr[m & ~ndimage.binary_erosion(m, iterations=1, border_value=0)] = (0, 200, 0)
+    coords = np.asarray(coords, np.float64).reshape(-1, 2)
+    sx, sy = arr.shape[1] / slide_size[0], arr.shape[0] / slide_size[1]
+    x0, y0 = np.floor(coords[:, 0] * sx).astype(np.int64), np.floor(coords[:, 1] * sy).astype(np.int64)
+    x1 = np.maximum(x0, np.floor((coords[:, 0] + size_level0) * sx).astype(np.int64) - 1)
+    y1 = np.maximum(y0, np.floor((coords[:, 1] + size_level0) * sy).astype(np.int64) - 1)
+    arr[_outlines(arr.shape[:2], x0, y0, x1, y1)] = (30, 80, 255)
+    return Image.fromarray(arr)
+
+
+def _outlines(shape: tuple[int, int], x0, y0, x1, y1) -> np.ndarray:
+    """Boolean image of the outlines of rectangles with inclusive corners, all at once.
+
+    Each edge adds +1 where it starts and -1 past where it ends; a running sum along the edge's
+    direction is then positive exactly on it.
+    """
+    h, w = shape
+    x0, x1 = np.clip(x0, 0, w - 1), np.clip(x1, 0, w - 1)
+    y0, y1 = np.clip(y0, 0, h - 1), np.clip(y1, 0, h - 1)
+    ones = np.ones(len(x0))
+
+    def marks(rows, cols, width, height):
+        return np.bincount((rows * width + cols).ravel(), np.concatenate([ones, -ones, ones, -ones]),
+                           minlength=width * height).reshape(height, width)
+
+    along_rows = marks(np.concatenate([y0, y0, y1, y1]), np.concatenate([x0, x1 + 1, x0, x1 + 1]), w + 1, h)
+    along_cols = marks(np.concatenate([y0, y1 + 1, y0, y1 + 1]), np.concatenate([x0, x0, x1, x1]), w, h + 1)
+    return (np.cumsum(along_rows, axis=1)[:, :w] > 0) | (np.cumsum(along_cols, axis=0)[:h] > 0)
 
 
 def save_thumbnail(img: Image.Image, path: str | Path) -> Path:
-    """Write a PNG atomically."""
+    """Write a JPEG atomically (a PNG of a 1024-px thumbnail costs ~25x the time)."""
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG", compress_level=1)
+        img.save(tmp, format="JPEG", quality=90)
     return Path(path)
 
 

@@ -50,7 +50,7 @@ def test_outputs_and_attributes(tmp_path, slides):
     assert attrs["target_mpp"] == 0.5 and attrs["level0_mpp"] == 0.5 and attrs["patch_size_level0"] == 128
     assert attrs["slide_fingerprint"] == state["fingerprint"]
     assert ((coords[:, 0] % 112) == 0).all()  # stride (128 - 16) level-0 px at equal mpp
-    thumb = Image.open(run / "thumbnails" / "tissue.png")
+    thumb = Image.open(run / "thumbnails" / "tissue.jpg")
     assert max(thumb.size) <= 1024
     assert "| tissue | done |" in (run / "summary.md").read_text()
 
@@ -191,7 +191,7 @@ def test_killed_run_leftovers_are_removed(tmp_path, slides):
     cfg = _cfg(tmp_path, [slides["tissue"]], save_images=True)
     run = _run_dir(cfg)
     left = [run / "patches" / ".tissue.h5.0badc0de.h5.tmp", run / "state" / ".tissue.json.a1b2c3d4.json.tmp",
-            run / "thumbnails" / ".tissue.png.99ff99ff.png.tmp"]
+            run / "thumbnails" / ".tissue.jpg.99ff99ff.jpg.tmp"]
     others = [run / "patches" / ".other.h5.0badc0de.h5.tmp", run / "patches" / "notes.tmp"]
     for p in left + others:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +207,7 @@ def test_no_tissue_slide_reported_not_empty_file(tmp_path, slides):
     assert not (run / "patches" / "blank.h5").exists()
     assert read_json(run / "state" / "blank.json")["status"] == "no_tissue"
     assert "no tissue found" in (run / "summary.md").read_text()
-    assert (run / "thumbnails" / "blank.png").exists()
+    assert (run / "thumbnails" / "blank.jpg").exists()
 
 
 def test_plain_image_input(tmp_path, slides):
