@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 from typing import Iterator
 
@@ -178,19 +177,27 @@ def local_chunks(jobs: list[ExtractJob]) -> Iterator[tuple[int, object, int, lis
             yield job.first_chunk + n, data, mask, failures
 
 
+MIN_JOB_TILES = 64     # smallest unit of work: about a row of a small slide
+MAX_JOB_TILES = 2048   # largest: bounds the work lost when a worker fails
+
+
 def make_jobs(slide_path: str, mpp: float | None, geom: GridGeometry, coords: np.ndarray, *,
               chunk_tiles: int, compression: str, workers: int, fast: bool = True,
               max_block: int = 4096) -> list[ExtractJob]:
-    """Split ``coords`` (row-major) into units of whole chunks, a few per worker.
+    """Split ``coords`` (row-major) into units of whole chunks, large first, then shrinking.
 
-    Units are contiguous runs of rows, so each worker's row cache serves the rows it reads.
+    Each unit is a contiguous run of rows, so a worker's row cache serves the rows it reads, and
+    takes a share of what is left (guided scheduling): the last units are small, so workers
+    finish together.
     """
-    n = len(coords)
-    per = max(chunk_tiles, int(math.ceil(n / max(1, workers * 4))))
-    per = int(math.ceil(per / chunk_tiles)) * chunk_tiles
-    per = min(per, max(chunk_tiles, 2048))
-    return [ExtractJob(str(slide_path), mpp, geom, s, np.asarray(coords[s:s + per]), chunk_tiles,
-                       compression, max_block, fast) for s in range(0, n, per)]
+    n, jobs, start = len(coords), [], 0
+    while start < n:
+        per = min(max((n - start) // (2 * max(1, workers)), MIN_JOB_TILES), MAX_JOB_TILES)
+        per = max(chunk_tiles, per // chunk_tiles * chunk_tiles)
+        jobs.append(ExtractJob(str(slide_path), mpp, geom, start, np.asarray(coords[start:start + per]),
+                               chunk_tiles, compression, max_block, fast))
+        start += per
+    return jobs
 
 
 class _Handles:

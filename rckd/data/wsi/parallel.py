@@ -116,7 +116,10 @@ class ExtractPool:
             q.close()
             q.cancel_join_thread()
         self._procs = []
-        self._mem.close()
+        try:
+            self._mem.close()
+        except BufferError:  # a consumer still holds a view of a slot: freed with the last one
+            pass
         gc.unfreeze()
 
     def __enter__(self) -> "ExtractPool":

@@ -46,7 +46,8 @@ def test_worker_error_names_the_slide_and_pool_recovers(slides, tmp_path):
 def test_consumer_stopping_early_stops_the_workers(slides):
     with ExtractPool(2, (4, 64, 64, 3)) as pool:
         chunks = pool.chunks(_jobs(slides["tissue"], "none"))
-        next(chunks)
+        held = next(chunks)  # the consumer keeps a view of shared memory
         procs = list(pool._procs)
         chunks.close()
         assert not pool._procs and not any(p.is_alive() for p in procs)
+        assert len(bytes(held[1])) == 4 * 64 * 64 * 3
