@@ -271,10 +271,6 @@ def run_tiling(cfg: TileConfig) -> int:
     """Tile every input slide; return 0 when all succeeded, 1 when some failed (--skip-errors)."""
     if not cfg.slides:
         raise ValueError("no slides given (pass files, folders, globs or a CSV)")
-    if cfg.workers < 1 or cfg.chunk_tiles < 1:
-        raise ValueError("--workers and --chunk-tiles must be at least 1")
-    if cfg.mpp is not None and cfg.mpp <= 0:
-        raise ValueError(f"--mpp must be positive, got {cfg.mpp}")
     index, count = parse_shard(cfg.shard)
     every = collect_inputs(cfg.slides)
     slides = shard(every, index, count)
