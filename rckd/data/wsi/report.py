@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from rckd.io import atomic_path, atomic_write_text, read_json, write_json
 
@@ -48,7 +47,7 @@ def render_thumbnail(thumb: np.ndarray, mask: np.ndarray, coords: np.ndarray, si
     m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(img.size, Image.Resampling.NEAREST)) > 0
     arr = np.array(img)
     np.copyto(arr, DIM[arr], where=~m[..., None])
-    arr[m & ~ndimage.binary_erosion(m, iterations=1, border_value=0)] = (0, 200, 0)
+    arr[_edge(m)] = (0, 200, 0)
     coords = np.asarray(coords, np.float64).reshape(-1, 2)
     sx, sy = arr.shape[1] / slide_size[0], arr.shape[0] / slide_size[1]
     x0, y0 = np.floor(coords[:, 0] * sx).astype(np.int64), np.floor(coords[:, 1] * sy).astype(np.int64)
@@ -56,6 +55,13 @@ def render_thumbnail(thumb: np.ndarray, mask: np.ndarray, coords: np.ndarray, si
     y1 = np.maximum(y0, np.floor((coords[:, 1] + size_level0) * sy).astype(np.int64) - 1)
     arr[_outlines(arr.shape[:2], x0, y0, x1, y1)] = (30, 80, 255)
     return Image.fromarray(arr)
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
+    p = np.pad(mask, 1)
+    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return mask & ~inner
 
 
 def _outlines(shape: tuple[int, int], x0, y0, x1, y1) -> np.ndarray:
