@@ -194,14 +194,16 @@ def render(r: dict, meta: dict) -> str:
         "(CMU-1-Small-Region mirrored, 256-px JPEG tiles, q90, tifffile-written); every tile kept "
         "(`--no-tissue-detection`).", "",
         "| what | tiles/s | seconds | vs naive | note |", "|---|---:|---:|---:|---|",
-        row("naive loop: one OpenSlide `read_region` per tile, 1 process", naive, n / naive, "pixels only, nothing written"),
+        row("naive loop: one OpenSlide `read_region` per tile, 1 process", naive, n / naive,
+            "pixels only, nothing written"),
         row(f"**{cmd}**, whole command", rate["rckd"], r["rckd_wall"],
             f"start-up included; {r['rckd_cpu']:.2f} CPU-s; h5 {r['rckd_mib']:.0f} MiB"),
         row("&nbsp;&nbsp;its per-slide time (state file)", slide_rate["rckd"], r["rckd_slide"],
             f"{100 * per_slide:.0f} % of the 2-process decode limit"),
         f"| &nbsp;&nbsp;start-up: `rckd tile --help` | | {r['startup']:.2f} | | interpreter and imports |",
         row("same command with `--image-compression lzf`, whole command", rate["rckd_lzf"], r["rckd_lzf_wall"],
-            f"per slide {r['rckd_lzf_slide']:.2f} s; {r['rckd_lzf_cpu']:.2f} CPU-s; h5 {r['rckd_lzf_mib']:.0f} MiB"),
+            f"per slide {r['rckd_lzf_slide']:.2f} s; {r['rckd_lzf_cpu']:.2f} CPU-s; "
+            f"h5 {r['rckd_lzf_mib']:.0f} MiB"),
         row("JPEG decode limit, 2 processes", r["decode2"], n / r["decode2"], "imagecodecs, from memory"),
         row("JPEG decode limit, 1 process", r["decode1"], n / r["decode1"], ""), "",
         f"Coordinates of a 20,000 x 20,000 synthetic slide (open, thumbnail, tissue mask, grid, filter): "

@@ -17,8 +17,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "stale_temporaries", "atomic_write_bytes", "atomic_write_text", "write_json", "read_json",
-           "sha256_file", "safe_name"]
+__all__ = ["atomic_path", "stale_temporaries", "atomic_write_bytes", "atomic_write_text", "write_json",
+           "read_json", "sha256_file", "safe_name"]
 
 
 _TOKEN_BYTES = 4  # random bytes in a temporary file's name, written as hex
@@ -61,7 +61,8 @@ def stale_temporaries(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     if not path.parent.is_dir():
         return []
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{{2 * _TOKEN_BYTES}}}{re.escape(path.suffix)}\.tmp")
+    token = f"[0-9a-f]{{{2 * _TOKEN_BYTES}}}"
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{token}{re.escape(path.suffix)}\.tmp")
     return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
 
 

@@ -61,7 +61,10 @@ def tile_set_attrs(geom: GridGeometry, *, name: str, slide_path: str, slide_size
     """
     w0, h0 = slide_size
     lw, lh = level_dimensions[geom.read_level]
-    patch_size, patch_mpp = (geom.read_size, geom.read_mpp) if clam_patch_size else (geom.patch_size, geom.target_mpp)
+    if clam_patch_size:  # the side read at patch_level, that level's magnification
+        patch_size, patch_mpp = geom.read_size, geom.read_mpp
+    else:  # the output side at the target mpp
+        patch_size, patch_mpp = geom.patch_size, geom.target_mpp
     attrs = {
         # CLAM (patch_size: see the module docstring)
         "patch_size": patch_size, "patch_level": geom.read_level,

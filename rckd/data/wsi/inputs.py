@@ -2,9 +2,9 @@
 
 Every input becomes a :class:`SlideInput` with a unique output name (``rckd.io.safe_name`` of
 the file stem); an input that yields none (an empty folder, a CSV without rows, a pattern that
-matches nothing) is an error naming it. A CSV needs a path column (``path``, ``slide_path``, ``slide``, ``filename`` or
-``file``) and may have ``mpp`` and ``label`` columns; relative paths are resolved against the
-CSV's folder. The list is sorted and de-duplicated, so ``--shard i/n`` splits it the same way on
+matches nothing) is an error naming it. A CSV needs a path column (``path``, ``slide_path``,
+``slide``, ``filename`` or ``file``) and may have ``mpp`` and ``label`` columns; relative paths
+are resolved against the CSV's folder. The list is sorted and de-duplicated, so ``--shard i/n`` splits it the same way on
 every machine.
 """
 

@@ -75,7 +75,8 @@ def settings_conflict(state: dict | None, settings: dict, options: tuple[str, ..
                 f"{old.get('schema_version')}), this run writes schema {settings.get('schema_version')}")
     for key, value in settings.items():
         if old.get(key) != value:
-            return f"was made with {_describe(key, old.get(key), options)}, this run has {_describe(key, value, options)}"
+            was, now = _describe(key, old.get(key), options), _describe(key, value, options)
+            return f"was made with {was}, this run has {now}"
     used, source = state.get("level0_mpp"), state.get("mpp_source")
     if source == "file" and force_mpp and given_mpp != used:
         return f"was made with the file's level-0 mpp {used}, this run forces --mpp {given_mpp}"

@@ -1,22 +1,25 @@
 """Worker processes that fill shared memory with encoded chunks while this process writes them.
 
 ``--workers N`` (N >= 2, with ``--save-images``) forks N workers once per run, on the first
-slide large enough to pay for it. They take :class:`~rckd.data.wsi.extract.ExtractJob` units
-from a queue and, chunk by chunk, take a free slot of a ring buffer in shared memory, read the
-tiles' pixels into it (decoded straight into place where the slide allows), encode the chunk in
-place and report ``(chunk index, slot, bytes, filter mask, failures)``. This process hands each
-slot to the h5 writer (``write_direct_chunk``: one copy, into the file) and frees it. Pixels
-never go through a pipe or pickle, and the writer never waits on a compressor.
+slide large enough to pay for it. Each worker owns a few slots of one shared-memory buffer and
+talks to this process over its own pipe. It gets :class:`~rckd.data.wsi.extract.ExtractJob`
+units one at a time (the next one when it reports the last done, so work balances itself) and,
+chunk by chunk, reads the tiles' pixels into a free slot of its own (decoded straight into place
+where the slide allows), encodes the chunk there and reports ``(chunk index, slot, bytes, filter
+mask, failures)``. This process hands the slot to the h5 writer (``write_direct_chunk``: one
+copy, into the file) and sends it back. Pixels never go through a pipe or pickle, and a worker
+that dies is noticed at once (its process sentinel), not after a timeout.
 """
 
 from __future__ import annotations
 
+import collections
 import gc
 import logging
 import mmap
 import multiprocessing
-import queue
 import traceback
+from multiprocessing.connection import wait
 from typing import Iterator
 
 import numpy as np
@@ -30,11 +33,10 @@ log = logging.getLogger(__name__)
 
 MIN_PARALLEL_TILES = 256  # smaller slides are done in this process: starting workers costs more
 SLOTS_PER_WORKER = 4
-POLL_SECONDS = 1.0        # how often a waiting writer checks that its workers are alive
 
 
 class ExtractPool:
-    """A fixed set of worker processes and the shared ring of chunk slots they fill.
+    """A fixed set of worker processes, each with its pipe and its slots of shared memory.
 
     Args:
         workers: worker processes.
@@ -46,20 +48,20 @@ class ExtractPool:
         self.chunk_shape = tuple(int(v) for v in chunk_shape)
         self._slot_bytes = int(np.prod(self.chunk_shape))
         self._procs: list = []
+        self._conns: list = []
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("fork")
-        n_slots = self.workers * SLOTS_PER_WORKER
-        self._mem = mmap.mmap(-1, n_slots * self._slot_bytes)  # anonymous, shared with forked children
-        self._tasks, self._done, self._free = ctx.Queue(), ctx.Queue(), ctx.Queue()
-        for slot in range(n_slots):
-            self._free.put(slot)
+        self._mem = mmap.mmap(-1, self.workers * SLOTS_PER_WORKER * self._slot_bytes)  # shared with forks
         gc.freeze()  # children's GC passes then leave inherited objects alone (no copy-on-write)
-        for _ in range(self.workers):
-            proc = ctx.Process(target=_worker, args=(self._tasks, self._done, self._free, self._mem,
-                                                     self.chunk_shape), daemon=True)
+        for w in range(self.workers):
+            mine, theirs = ctx.Pipe()
+            slots = range(w * SLOTS_PER_WORKER, (w + 1) * SLOTS_PER_WORKER)
+            proc = ctx.Process(target=_worker, args=(theirs, self._mem, self.chunk_shape, slots), daemon=True)
             proc.start()
+            theirs.close()
             self._procs.append(proc)
+            self._conns.append(mine)
 
     def _slot(self, slot: int) -> memoryview:
         return memoryview(self._mem)[slot * self._slot_bytes:(slot + 1) * self._slot_bytes]
@@ -73,36 +75,31 @@ class ExtractPool:
         """
         if not self._procs:
             self._start()
-        for job in jobs:
-            self._tasks.put(job)
-        remaining = sum(job.n_chunks for job in jobs)
-        held, finished = None, False
+        pending, in_flight = collections.deque(jobs), 0
+        for conn in self._conns[:len(pending)]:
+            conn.send(("job", pending.popleft()))
+            in_flight += 1
+        procs = {p.sentinel: p for p in self._procs} | dict(zip(self._conns, self._procs))
+        finished = False
         try:
-            while remaining:
-                if held is not None:
-                    self._free.put(held)
-                    held = None
-                msg = self._next()
-                if msg[0] == "error":
-                    raise RuntimeError(msg[1])
-                _, index, held, nbytes, mask, failures = msg
-                remaining -= 1
-                yield index, self._slot(held)[:nbytes], mask, failures
+            while in_flight:  # every job's "done" is read, so none is left for the next call
+                for ready in wait(list(procs)):
+                    kind, *body = _receive(ready, procs[ready])
+                    if kind == "error":
+                        raise RuntimeError(body[0])
+                    if kind == "done":
+                        in_flight -= 1
+                        if pending:
+                            ready.send(("job", pending.popleft()))
+                            in_flight += 1
+                        continue
+                    index, slot, nbytes, mask, failures = body
+                    yield index, self._slot(slot)[:nbytes], mask, failures
+                    ready.send(("free", slot))
             finished = True
         finally:
-            if held is not None and finished:
-                self._free.put(held)
             if not finished:
                 self.close()
-
-    def _next(self) -> tuple:
-        while True:
-            try:
-                return self._done.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                dead = [p for p in self._procs if not p.is_alive()]
-                if dead:
-                    raise RuntimeError(f"a tiling worker process died (exit code {dead[0].exitcode})") from None
 
     def close(self) -> None:
         """Stop the workers (if started) and free the shared memory."""
@@ -110,12 +107,10 @@ class ExtractPool:
             return
         for proc in self._procs:
             proc.terminate()
-        for proc in self._procs:
+        for proc, conn in zip(self._procs, self._conns):
             proc.join()
-        for q in (self._tasks, self._done, self._free):
-            q.close()
-            q.cancel_join_thread()
-        self._procs = []
+            conn.close()
+        self._procs, self._conns = [], []
         try:
             self._mem.close()
         except BufferError:  # a consumer still holds a view of a slot: freed with the last one
@@ -129,21 +124,40 @@ class ExtractPool:
         self.close()
 
 
-def _worker(tasks, done, free, mem: mmap.mmap, chunk_shape) -> None:
-    """Worker loop: jobs in; each chunk read into a free slot, encoded there, reported out."""
-    slots = np.frombuffer(mem, np.uint8).reshape(-1, *chunk_shape)
+def _receive(ready, proc) -> tuple:
+    """The next message on a worker's pipe; RuntimeError if the worker has died instead."""
+    try:
+        if isinstance(ready, int):  # the process sentinel is ready: the worker ended
+            raise EOFError
+        return ready.recv()
+    except (EOFError, OSError):
+        proc.join(5)
+        raise RuntimeError(f"a tiling worker process died (exit code {proc.exitcode})") from None
+
+
+def _worker(conn, mem: mmap.mmap, chunk_shape, slots: range) -> None:
+    """Worker loop: a job in; each chunk read into a free slot of its own, encoded there, reported."""
+    view = np.frombuffer(mem, np.uint8).reshape(-1, *chunk_shape)
+    free = list(slots)
     while True:
-        job = tasks.get()
+        kind, body = conn.recv()
+        if kind == "free":
+            free.append(body)
+            continue
+        job = body
         try:
             reader = slide_handle(job)
             for n in range(job.n_chunks):
-                slot = free.get()
-                failures = fill_chunk(reader, job, n, slots[slot])
-                data, mask = encode_chunk(slots[slot], job.compression)
-                done.put(("chunk", job.first_chunk + n, slot, _store(slots[slot], data), mask, failures))
+                while not free:  # the writer has all our slots: wait for one back
+                    free.append(conn.recv()[1])
+                slot = free.pop()
+                failures = fill_chunk(reader, job, n, view[slot])
+                data, mask = encode_chunk(view[slot], job.compression)
+                conn.send(("chunk", job.first_chunk + n, slot, _store(view[slot], data), mask, failures))
+            conn.send(("done",))
         except Exception as exc:  # noqa: BLE001 - reported to the writer, which raises it
             log.debug("tiling worker failed:\n%s", traceback.format_exc())
-            done.put(("error", f"{job.slide_path}: {type(exc).__name__}: {exc}"))
+            conn.send(("error", f"{job.slide_path}: {type(exc).__name__}: {exc}"))
 
 
 def _store(slot: np.ndarray, data) -> int:

@@ -51,3 +51,17 @@ def test_consumer_stopping_early_stops_the_workers(slides):
         chunks.close()
         assert not pool._procs and not any(p.is_alive() for p in procs)
         assert len(bytes(held[1])) == 4 * 64 * 64 * 3
+
+
+def test_a_worker_that_dies_is_noticed_at_once(slides, monkeypatch):
+    import os
+    import time
+
+    from rckd.data.wsi import parallel
+
+    monkeypatch.setattr(parallel, "fill_chunk", lambda *a: os._exit(3))  # inherited by the forks
+    with ExtractPool(2, (4, 64, 64, 3)) as pool:
+        t0 = time.perf_counter()
+        with pytest.raises(RuntimeError, match="worker process died.*exit code 3"):
+            _collect(pool.chunks(_jobs(slides["tissue"], "none")))
+        assert time.perf_counter() - t0 < 5 and not pool._procs

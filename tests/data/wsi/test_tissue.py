@@ -172,7 +172,8 @@ def _on_glass(tissue, pen=True, dust=True, size=(1200, 900), reduce=4):
             if not truth[y, x]:
                 img[y:y + 8, x:x + 8], specks[y:y + 8, x:x + 8] = (70, 68, 66), True
     thumb = np.asarray(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).reduce(reduce))
-    small = [np.asarray(Image.fromarray(m.astype(np.uint8) * 255).reduce(reduce)) > 127 for m in (truth, ink, specks)]
+    small = [np.asarray(Image.fromarray(m.astype(np.uint8) * 255).reduce(reduce)) > 127
+             for m in (truth, ink, specks)]
     return (thumb, *small)
 
 
