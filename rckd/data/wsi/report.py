@@ -64,24 +64,22 @@ def _edge(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
-def _outlines(shape: tuple[int, int], x0, y0, x1, y1) -> np.ndarray:
-    """Boolean image of the outlines of rectangles with inclusive corners, all at once.
-
-    Each edge adds +1 where it starts and -1 past where it ends; a running sum along the edge's
-    direction is then positive exactly on it.
-    """
+def _outlines(shape: tuple[int, int], x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the outline pixels of rectangles with inclusive corners, all at once."""
     h, w = shape
     x0, x1 = np.clip(x0, 0, w - 1), np.clip(x1, 0, w - 1)
     y0, y1 = np.clip(y0, 0, h - 1), np.clip(y1, 0, h - 1)
-    ones = np.ones(len(x0))
+    xs, ys = _ranges(x0, x1), _ranges(y0, y1)
+    across, down = x1 - x0 + 1, y1 - y0 + 1
+    rows = np.concatenate([np.repeat(y0, across), np.repeat(y1, across), ys, ys])
+    cols = np.concatenate([xs, xs, np.repeat(x0, down), np.repeat(x1, down)])
+    return rows, cols
 
-    def marks(rows, cols, width, height):
-        return np.bincount((rows * width + cols).ravel(), np.concatenate([ones, -ones, ones, -ones]),
-                           minlength=width * height).reshape(height, width)
 
-    along_rows = marks(np.concatenate([y0, y0, y1, y1]), np.concatenate([x0, x1 + 1, x0, x1 + 1]), w + 1, h)
-    along_cols = marks(np.concatenate([y0, y1 + 1, y0, y1 + 1]), np.concatenate([x0, x0, x1, x1]), w, h + 1)
-    return (np.cumsum(along_rows, axis=1)[:, :w] > 0) | (np.cumsum(along_cols, axis=0)[:h] > 0)
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``arange(s, e + 1)`` for every pair, concatenated, without a Python loop."""
+    lengths = ends - starts + 1
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
 
 
 def save_thumbnail(img: Image.Image, path: str | Path) -> Path:
