@@ -184,6 +184,7 @@ def render(r: dict, meta: dict) -> str:
 
     cmd = "`rckd tile SLIDE " + " ".join(COMMAND) + "`"
     whole, per_slide = rate["rckd"] / naive, slide_rate["rckd"] / r["decode2"]
+    per_slide_strict = slide_rate["rckd"] / (2 * r["decode1"])  # as if 2 processes scaled perfectly
     lines = [
         "# Tiling benchmark", "",
         f"Run {meta['date']} on {meta['machine']}, {meta['cpus']} CPU cores shared with other work; "
@@ -199,7 +200,8 @@ def render(r: dict, meta: dict) -> str:
         row(f"**{cmd}**, whole command", rate["rckd"], r["rckd_wall"],
             f"start-up included; {r['rckd_cpu']:.2f} CPU-s; h5 {r['rckd_mib']:.0f} MiB"),
         row("&nbsp;&nbsp;its per-slide time (state file)", slide_rate["rckd"], r["rckd_slide"],
-            f"{100 * per_slide:.0f} % of the 2-process decode limit"),
+            f"{100 * per_slide:.0f} % of the 2-process decode limit, {100 * per_slide_strict:.0f} % of "
+            "twice the 1-process one"),
         f"| &nbsp;&nbsp;start-up: `rckd tile --help` | | {r['startup']:.2f} | | interpreter and imports |",
         row("same command with `--image-compression lzf`, whole command", rate["rckd_lzf"], r["rckd_lzf_wall"],
             f"per slide {r['rckd_lzf_slide']:.2f} s; {r['rckd_lzf_cpu']:.2f} CPU-s; "
@@ -209,8 +211,9 @@ def render(r: dict, meta: dict) -> str:
         f"Coordinates of a 20,000 x 20,000 synthetic slide (open, thumbnail, tissue mask, grid, filter): "
         f"**{r['coords20k']:.2f} s**.", "",
         "Targets (issue 14): whole command >= 2.5x naive (moonshot 3x): "
-        f"**{whole:.2f}x**; per-slide >= 40 % of the 2-process decode limit: **{100 * per_slide:.0f} %**; "
-        f"coordinates of a 20k x 20k slide < 2 s: **{r['coords20k']:.2f} s**.", "",
+        f"**{whole:.2f}x**; per-slide >= 40 % of the 2-process decode limit: **{100 * per_slide:.0f} %** "
+        f"({100 * per_slide_strict:.0f} % of twice the 1-process rate, which two processes sharing a "
+        f"busy machine do not reach); coordinates of a 20k x 20k slide < 2 s: **{r['coords20k']:.2f} s**.", "",
         "How rckd gets there: the stored JPEG tiles are decoded by imagecodecs straight into their "
         "place in shared memory by the worker processes (a tile that is exactly one stored tile is "
         "never copied), tiles are read in the slide's own row-major tile order, and the parent only "

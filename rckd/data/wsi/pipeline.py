@@ -104,7 +104,7 @@ def _settings(cfg: TileConfig) -> dict:
     return settings
 
 
-def check_finished_settings(slides: list[SlideInput], cfg: TileConfig, run_dir: Path) -> None:
+def _check_finished_settings(slides: list[SlideInput], cfg: TileConfig, run_dir: Path) -> None:
     """Stop (one line, before any slide is touched) if a finished slide was made with other settings."""
     if cfg.overwrite:
         return
@@ -277,7 +277,7 @@ def run_tiling(cfg: TileConfig) -> int:
     if not slides:
         log.warning("shard %s has no slides (%d slides in all)", cfg.shard, len(every))
     run_dir = Path(cfg.out) / run_dir_name(cfg)
-    check_finished_settings(slides, cfg, run_dir)
+    _check_finished_settings(slides, cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / (f"config_shard{index}of{count}.yaml" if count > 1 else "config.yaml"))
     log.info("tiling %d slides into %s (%s)", len(slides), run_dir, to_dict(cfg)["shard"] or "no shard")
