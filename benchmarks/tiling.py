@@ -190,7 +190,7 @@ def render(r: dict, meta: dict) -> str:
         f"Run {meta['date']} on {meta['machine']}, {meta['cpus']} CPU cores shared with other work; "
         f"load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after "
         f"(1-minute `uptime` figures). Best of {meta['repeats']} interleaved rounds; compare as ratios. "
-        f"Tile sets written to {meta['tiles_out']}.", "",
+        f"Tile sets written to {meta['tiles_out']}.{' ' + meta['note'] if meta['note'] else ''}", "",
         f"Slide: {n:,} tiles of 256 px at 0.5 um/px from a 16,384 x 16,384 pyramidal TIFF of real H&E "
         "(CMU-1-Small-Region mirrored, 256-px JPEG tiles, q90, tifffile-written); every tile kept "
         "(`--no-tissue-detection`).", "",
@@ -233,6 +233,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", default=str(REPO / "runs" / "bench_tiling"),
                     help="where the generated slides are kept between runs (git-ignored)")
+    ap.add_argument("--note", default="", help="a sentence about the machine's state, put in the table")
     ap.add_argument("--tiles-out", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
                     help="where tile sets are written (a RAM disk keeps disk write-back out)")
     args = ap.parse_args()
@@ -248,7 +249,7 @@ def main() -> None:
     tiles_out = Path(tempfile.mkdtemp(prefix="rckd_bench_tiles_", dir=args.tiles_out))
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(),
             "cpus": os.cpu_count(), "load_before": os.getloadavg()[0], "repeats": args.repeats,
-            "tiles_out": args.tiles_out or tempfile.gettempdir()}
+            "tiles_out": args.tiles_out or tempfile.gettempdir(), "note": args.note}
     try:
         results = bench(slide, big, tiles_out, args.repeats)
     finally:
