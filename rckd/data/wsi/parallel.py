@@ -57,7 +57,8 @@ class ExtractPool:
         for w in range(self.workers):
             mine, theirs = ctx.Pipe()
             slots = range(w * SLOTS_PER_WORKER, (w + 1) * SLOTS_PER_WORKER)
-            proc = ctx.Process(target=_worker, args=(theirs, self._mem, self.chunk_shape, slots), daemon=True)
+            proc = ctx.Process(target=_worker, args=(theirs, [mine, *self._conns], self._mem, self.chunk_shape,
+                                                     slots), daemon=True)
             proc.start()
             theirs.close()
             self._procs.append(proc)
@@ -135,10 +136,22 @@ def _receive(ready, proc) -> tuple:
         raise RuntimeError(f"a tiling worker process died (exit code {proc.exitcode})") from None
 
 
-def _worker(conn, mem: mmap.mmap, chunk_shape, slots: range) -> None:
+def _worker(conn, writer_ends: list, mem: mmap.mmap, chunk_shape, slots: range) -> None:
+    """Worker process: serve jobs until the writer goes away (its end of the pipe closes).
+
+    ``writer_ends`` are the writer's ends of the pipes, inherited through fork: closed here, so
+    that when the writer dies, even killed, every worker reads end-of-file and exits.
+    """
+    for end in writer_ends:
+        end.close()
+    try:
+        _serve(conn, np.frombuffer(mem, np.uint8).reshape(-1, *chunk_shape), list(slots))
+    except (EOFError, BrokenPipeError):  # the writer ended (finished, failed or killed): so do we
+        pass
+
+
+def _serve(conn, view: np.ndarray, free: list[int]) -> None:
     """Worker loop: a job in; each chunk read into a free slot of its own, encoded there, reported."""
-    view = np.frombuffer(mem, np.uint8).reshape(-1, *chunk_shape)
-    free = list(slots)
     while True:
         kind, body = conn.recv()
         if kind == "free":
@@ -155,6 +168,8 @@ def _worker(conn, mem: mmap.mmap, chunk_shape, slots: range) -> None:
                 data, mask = encode_chunk(view[slot], job.compression)
                 conn.send(("chunk", job.first_chunk + n, slot, _store(view[slot], data), mask, failures))
             conn.send(("done",))
+        except (EOFError, BrokenPipeError):
+            raise
         except Exception as exc:  # noqa: BLE001 - reported to the writer, which raises it
             log.debug("tiling worker failed:\n%s", traceback.format_exc())
             conn.send(("error", f"{job.slide_path}: {type(exc).__name__}: {exc}"))

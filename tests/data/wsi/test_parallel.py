@@ -65,3 +65,48 @@ def test_a_worker_that_dies_is_noticed_at_once(slides, monkeypatch):
         with pytest.raises(RuntimeError, match="worker process died.*exit code 3"):
             _collect(pool.chunks(_jobs(slides["tissue"], "none")))
         assert time.perf_counter() - t0 < 5 and not pool._procs
+
+
+def test_workers_exit_when_the_writer_is_killed(slides):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import sys, time
+from rckd.data.wsi.grid import grid_coords, plan_geometry
+from rckd.data.wsi.extract import make_jobs
+from rckd.data.wsi.parallel import ExtractPool
+geom = plan_geometry(0.5, 0.5, 64)
+jobs = make_jobs({str(slides["tissue"])!r}, None, geom, grid_coords(1536, 1024, geom), chunk_tiles=4,
+                 compression="none", workers=2)
+pool = ExtractPool(2, (4, 64, 64, 3))
+chunks = pool.chunks(jobs)
+next(chunks)  # workers started and busy; the writer now stalls
+print(*[p.pid for p in pool._procs], flush=True)
+time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)  # no clean-up code runs in the writer
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for pid in left:  # never leave orphans behind, even when failing
+        os.kill(pid, signal.SIGKILL)
+    assert not left
+
+
+def _alive(pid: int) -> bool:
+    import os
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited; only its entry is left
+        return f.read().split(") ")[1][0] != "Z"
