@@ -45,7 +45,7 @@ def make_data(work: Path, size: int, n_min: int) -> tuple[Path, Path]:
     side = size * int((2 * n_min) ** 0.5 + 2)  # tissue covers roughly half the slide
     slide = write_synthetic_slide(work / f"slide_{size}.tif", side, side, mpp=0.5, seed=1)
     run_tiling(TileConfig(out=str(tiles), slides=[str(slide)], target_mpp=0.5, patch_size=size,
-                          save_images=True, progress=False))
+                          save_images=True, image_compression="lzf", progress=False))
     pool = H5TileDataset(sorted(tiles.rglob("*.h5")))
     if len(pool) < n_min:
         raise RuntimeError(f"only {len(pool)} tiles of {size} px; need {n_min}")

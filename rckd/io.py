@@ -12,12 +12,16 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "write_json", "read_json",
-           "sha256_file", "safe_name"]
+__all__ = ["atomic_path", "stale_temporaries", "atomic_write_bytes", "atomic_write_text", "write_json",
+           "read_json", "sha256_file", "safe_name"]
+
+
+_TOKEN_BYTES = 4  # random bytes in a temporary file's name, written as hex
 
 
 @contextlib.contextmanager
@@ -41,12 +45,25 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
     """Create an empty, uniquely named file with mode 0666 less the umask (``tempfile`` uses 0600)."""
     while True:
-        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        path = folder / f"{prefix}{secrets.token_hex(_TOKEN_BYTES)}{suffix}"
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return path
         except FileExistsError:
             continue
+
+
+def stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_path` left beside ``path`` (a killed run's leftovers).
+
+    Only names :func:`atomic_path` itself makes are matched, so other files are never touched.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    token = f"[0-9a-f]{{{2 * _TOKEN_BYTES}}}"
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{token}{re.escape(path.suffix)}\.tmp")
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

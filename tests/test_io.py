@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rckd.io import atomic_path, read_json, safe_name, sha256_file, write_json
+from rckd.io import atomic_path, read_json, safe_name, sha256_file, stale_temporaries, write_json
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
@@ -14,6 +14,14 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             tmp.write_bytes(b"partial")
             raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_writers_temporary_is_found(tmp_path):
+    target = tmp_path / "out.h5"
+    with atomic_path(target) as tmp:  # as if the process were killed here: the file stays
+        tmp.write_bytes(b"partial")
+        found = stale_temporaries(target)
+    assert found == [tmp] and stale_temporaries(tmp_path / "other.h5") == []
 
 
 def test_json_round_trip_and_checksum(tmp_path):

@@ -9,6 +9,7 @@ uint8 (3, H, W) RGB, plus ``"coord"`` int64 (x, y) level 0 and ``"slide"`` (inde
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from rckd.data.wsi.extract import read_tile, resize_tile
-from rckd.data.wsi.grid import GridGeometry
-from rckd.data.wsi.h5format import IMGS, TileSetInfo, read_tile_set
+from rckd.data.wsi.grid import GridGeometry, best_level
+from rckd.data.wsi.h5format import IMGS, TileSetInfo, read_tile_set, slide_stems
 from rckd.data.wsi.reader import IMAGE_SUFFIXES, open_slide
 
 __all__ = ["H5TileDataset", "ImageFolderTiles"]
@@ -50,13 +51,19 @@ class H5TileDataset(Dataset):
     Args:
         h5_paths_or_dir: one h5 file, a folder of them (or a run folder with ``patches/``), or a list.
         slide_root: folder to find slides in when the file does not record a usable path
-            (CLAM/TRIDENT files, or slides moved since tiling); ``<root>/<name>.*`` is tried.
-        size: output tile side; default the tile set's ``patch_size``.
+            (CLAM/TRIDENT files, or slides moved since tiling): ``<root>/<stem>.*`` for the
+            stems of :func:`rckd.data.wsi.h5format.slide_stems` (the ``name`` attribute, the
+            file stem without TRIDENT's ``_patches``).
+        size: output tile side; default the tile set's own.
+        slide_mpp: level-0 mpp of slides whose file states none (CLAM and TRIDENT tile sets do
+            not record it; rckd's do).
     """
 
-    def __init__(self, h5_paths_or_dir, slide_root: str | os.PathLike | None = None, size: int | None = None):
+    def __init__(self, h5_paths_or_dir, slide_root: str | os.PathLike | None = None, size: int | None = None,
+                 slide_mpp: float | None = None):
         self.files = _h5_files(h5_paths_or_dir)
         self.slide_root = Path(slide_root) if slide_root else None
+        self.slide_mpp = slide_mpp
         self.infos: list[TileSetInfo] = [read_tile_set(f) for f in self.files]
         self.size = int(size or self.infos[0].patch_size) if self.infos else int(size or 0)
         counts = np.array([len(i) for i in self.infos], np.int64)
@@ -74,7 +81,7 @@ class H5TileDataset(Dataset):
         if info.target_mpp is not None:
             mpp = info.target_mpp
         else:
-            with open_slide(self._slide_path(0)) as reader:
+            with open_slide(self._slide_path(0), mpp=self.slide_mpp) as reader:
                 if reader.mpp is None:
                     return float("nan")
                 mpp = self._geometry(0, reader.level_downsamples, reader.mpp).target_mpp
@@ -87,20 +94,26 @@ class H5TileDataset(Dataset):
         info = self.infos[k]
         if info.slide_path and Path(info.slide_path).exists():
             return Path(info.slide_path)
+        stems = slide_stems(info)
         if self.slide_root is not None:
-            stem = Path(info.slide_path).stem if info.slide_path else info.path.stem
-            for cand in sorted(self.slide_root.glob(f"{stem}.*")):
-                if cand.suffix.lower() != ".h5":
-                    return cand
-        raise FileNotFoundError(f"{info.path}: slide {info.slide_path or info.name!r} not found"
-                                + ("" if self.slide_root else " (give slide_root)"))
+            for stem in stems:
+                for cand in sorted(self.slide_root.glob(f"{glob.escape(stem)}.*")):
+                    if cand.suffix.lower() != ".h5":
+                        return cand
+        raise FileNotFoundError(f"{info.path}: slide {' or '.join(repr(s) for s in stems)} not found"
+                                + (f" in {self.slide_root}" if self.slide_root else " (give slide_root)"))
 
     def _geometry(self, k: int, downsamples, level0_mpp: float) -> GridGeometry:
         info = self.infos[k]
-        level = min(info.read_level, len(downsamples) - 1)
-        ds = float(downsamples[level])
-        size0 = info.patch_size_level0 or int(round(info.patch_size * ds))
-        read_size = info.read_size or int(round(size0 / ds))
+        if info.format == "trident":  # TRIDENT states the footprint only: read the level that fits it
+            level = best_level(info.patch_size_level0 / info.patch_size, downsamples)
+            ds = float(downsamples[level])
+            size0, read_size = info.patch_size_level0, int(round(info.patch_size_level0 / ds))
+        else:  # ours, and CLAM's patch_size pixels at patch_level
+            level = min(info.read_level, len(downsamples) - 1)
+            ds = float(downsamples[level])
+            size0 = info.patch_size_level0 or int(round(info.patch_size * ds))
+            read_size = info.read_size
         target = info.target_mpp or level0_mpp * size0 / info.patch_size
         return GridGeometry(level0_mpp, target, info.patch_size, 0, size0, float(size0), level, ds, read_size)
 
@@ -112,7 +125,7 @@ class H5TileDataset(Dataset):
                 self._h5[k] = h5py.File(self.files[k], "r")
             return self._h5[k], None
         if k not in self._slides:
-            reader = open_slide(self._slide_path(k), mpp=self.infos[k].level0_mpp)
+            reader = open_slide(self._slide_path(k), mpp=self.infos[k].level0_mpp or self.slide_mpp)
             self._slides[k] = (reader, self._geometry(k, reader.level_downsamples, reader.mpp or 1.0))
         return None, self._slides[k]
 

@@ -44,7 +44,9 @@ class PredictConfig(RunConfig):
     inputs: list[str] = option(default_factory=list, positional=True,
                                help="h5 tile sets, folders of them, or folders of images")
     teacher: str = option("default", help="teacher name ('default', 'classical') or checkpoint path")
-    mpp: float | None = option(None, gt=0, help="microns per pixel of image folders (tile sets record their own)")
+    mpp: float | None = option(None, gt=0, help="microns per pixel of image folders; for tile sets, the level-0 "
+                               "mpp of slides whose file states none (CLAM and TRIDENT tile sets do not "
+                               "record it)")
     size: int | None = option(None, ge=1, help="tile side for image folders (required for them); "
                                                "tile sets: their size")
     slide_root: str | None = option(None, help="where to find slides for tile sets without stored pixels")
@@ -69,7 +71,8 @@ def _datasets(cfg: PredictConfig) -> list[tuple[str, object, str]]:
         if _is_tile_sets(path):
             files = [path] if path.is_file() else (sorted(path.glob("*.h5")) or sorted((path / "patches").glob("*.h5")))
             for f in files:
-                out.append((safe_name(f.stem), H5TileDataset(f, slide_root=cfg.slide_root, size=cfg.size), "tiles"))
+                out.append((safe_name(f.stem), H5TileDataset(f, slide_root=cfg.slide_root, size=cfg.size,
+                                                             slide_mpp=cfg.mpp), "tiles"))
         else:
             if cfg.mpp is None or cfg.size is None:
                 raise ValueError(f"{path}: an image folder needs --mpp and --size")
@@ -82,7 +85,8 @@ def _datasets(cfg: PredictConfig) -> list[tuple[str, object, str]]:
 def _dataset_mpp(ds) -> float:
     mpp = getattr(ds, "mpp", None)
     if not mpp or not mpp > 0:
-        raise ValueError("input has no mpp: tile sets record it; image folders need --mpp")
+        raise ValueError("input has no mpp: rckd tile sets record it; image folders, and CLAM or TRIDENT "
+                         "tile sets of slides without one, need --mpp")
     return float(mpp)
 
 

@@ -1,4 +1,4 @@
-"""Tile datasets: stored pixels vs slide reads, CLAM files, per-worker handles, image folders."""
+"""Tile datasets: stored pixels vs slide reads, CLAM and TRIDENT files, per-worker handles, image folders."""
 
 from __future__ import annotations
 
@@ -68,6 +68,28 @@ def test_reads_clam_files_with_slide_root(tile_runs, tmp_path):
     raw = openslide.OpenSlide(str(slide)).read_region((128, 256), 1, (128, 128)).convert("RGB")
     expected = np.asarray(raw.resize((64, 64), Image.Resampling.BOX))
     assert np.array_equal(ds[1]["image"].permute(1, 2, 0).numpy(), expected)
+
+
+def test_reads_trident_files_by_name_and_slides_without_mpp(tmp_path):
+    from rckd.data.synthetic import write_synthetic_slide
+
+    slide = write_synthetic_slide(tmp_path / "slides" / "nompp.tiff", 1024, 768, mpp=None, seed=6)
+    attrs = {"patch_size": 64, "patch_size_level0": 256, "level0_magnification": 20.0,  # as TRIDENT writes
+             "target_magnification": 5.0, "overlap": 0, "name": "nompp", "savetodir": "x"}
+    path = tmp_path / "nompp_patches.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("coords", data=np.array([[0, 0], [256, 512]], np.int64)).attrs.update(attrs)
+    assert np.isnan(H5TileDataset(path, slide_root=slide.parent).mpp)  # the slide states no mpp
+    ds = H5TileDataset(path, slide_root=slide.parent, slide_mpp=0.5)
+    assert len(ds) == 2 and ds.mpp == 2.0
+    import openslide
+    raw = openslide.OpenSlide(str(slide)).read_region((256, 512), 2, (64, 64)).convert("RGB")  # 256 px / 4
+    assert np.array_equal(ds[1]["image"].permute(1, 2, 0).numpy(), np.asarray(raw))
+    with h5py.File(path, "a") as f:  # without a name attribute the file stem, less "_patches", finds it
+        del f["coords"].attrs["name"]
+    assert H5TileDataset(path, slide_root=slide.parent, slide_mpp=0.5)._slide_path(0) == slide
+    with pytest.raises(FileNotFoundError, match="'nompp_patches' or 'nompp'.* not found in"):
+        H5TileDataset(path, slide_root=tmp_path, slide_mpp=0.5)
 
 
 def test_image_folder_tiles(tmp_path):

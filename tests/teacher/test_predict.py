@@ -83,3 +83,21 @@ def test_tile_set_input(tmp_path):
     with h5py.File(tmp_path / "out" / f"{h5s[0].stem}.h5", "r") as h, h5py.File(h5s[0], "r") as src:
         assert h["responses"].shape[0] == src["coords"].shape[0]
         assert np.array_equal(h["coords"][:], src["coords"][:])
+
+
+def test_trident_tile_set_of_a_slide_without_mpp(tmp_path):
+    from rckd.data.synthetic import write_synthetic_slide
+    slide = write_synthetic_slide(tmp_path / "slides" / "s.tiff", 512, 512, mpp=None, seed=1)
+    tiles = tmp_path / "patches" / "s_patches.h5"  # TRIDENT's name and attributes; no mpp anywhere
+    tiles.parent.mkdir()
+    with h5py.File(tiles, "w") as f:
+        f.create_dataset("coords", data=np.array([[0, 0], [128, 128]], np.int64)).attrs.update(
+            {"patch_size": 64, "patch_size_level0": 128, "level0_magnification": 20.0,
+             "target_magnification": 10.0, "overlap": 0, "name": "s"})
+    cfg = {"inputs": [str(tiles.parent)], "out": str(tmp_path / "out"), "teacher": "classical", "panel": 0,
+           "slide_root": str(slide.parent)}
+    with pytest.raises(ValueError, match="need --mpp"):
+        predict_responses(from_dict(PredictConfig, cfg))
+    assert predict_responses(from_dict(PredictConfig, {**cfg, "mpp": 0.5})) == 0
+    with h5py.File(tmp_path / "out" / "s_patches.h5", "r") as h:
+        assert h["responses"].shape == (2, 64, 64) and h.attrs["mpp"] == 1.0

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-__all__ = ["GridGeometry", "plan_geometry", "grid_coords", "tissue_fraction", "select_tiles"]
+__all__ = ["GridGeometry", "best_level", "plan_geometry", "grid_coords", "tissue_fraction", "select_tiles"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,15 @@ class GridGeometry:
         return self.level0_mpp * self.read_downsample
 
 
+def best_level(downsample: float, level_downsamples: tuple[float, ...], tolerance: float = 0.01) -> int:
+    """The coarsest level whose downsample is at most ``downsample * (1 + tolerance)`` (else 0)."""
+    level = 0
+    for i, ds in enumerate(level_downsamples):
+        if ds <= downsample * (1 + tolerance):
+            level = i
+    return level
+
+
 def plan_geometry(level0_mpp: float, target_mpp: float, patch_size: int, overlap: int = 0,
                   level_downsamples: tuple[float, ...] = (1.0,), tolerance: float = 0.01) -> GridGeometry:
     """Choose the read level and footprint sizes for tiles of ``patch_size`` px at ``target_mpp``.
@@ -51,13 +60,10 @@ def plan_geometry(level0_mpp: float, target_mpp: float, patch_size: int, overlap
         raise ValueError(f"need patch_size >= 1 and 0 <= overlap < patch_size "
                          f"(got {patch_size}, {overlap})")
     scale = target_mpp / level0_mpp
-    level = 0
-    for i, ds in enumerate(level_downsamples):
-        if ds <= scale * (1 + tolerance):
-            level = i
+    level = best_level(scale, level_downsamples, tolerance)
     ds = float(level_downsamples[level])
     size0 = max(1, int(round(patch_size * scale)))
-    read_size = max(1, int(round(patch_size * scale / ds)))
+    read_size = max(1, int(round(size0 / ds)))  # from the level-0 footprint, as TRIDENT's reader does
     return GridGeometry(level0_mpp=float(level0_mpp), target_mpp=float(target_mpp),
                         patch_size=int(patch_size), overlap=int(overlap), patch_size_level0=size0,
                         stride_level0=(patch_size - overlap) * scale, read_level=level,

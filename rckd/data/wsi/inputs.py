@@ -1,9 +1,10 @@
 """Slide inputs: files, folders, glob patterns and CSV lists (path, optional mpp and label).
 
-Every input becomes a :class:`SlideInput` with a unique output name (``rckd.io.safe_name`` of the
-file stem). A CSV needs a path column (``path``, ``slide_path``, ``slide``, ``filename`` or
-``file``) and may have ``mpp`` and ``label`` columns; relative paths are resolved against the
-CSV's folder. The list is sorted and de-duplicated, so ``--shard i/n`` splits it the same way on
+Every input becomes a :class:`SlideInput` with a unique output name (``rckd.io.safe_name`` of
+the file stem); an input that yields none (an empty folder, a CSV without rows, a pattern that
+matches nothing) is an error naming it. A CSV needs a path column (``path``, ``slide_path``,
+``slide``, ``filename`` or ``file``) and may have ``mpp`` and ``label`` columns; relative paths
+are resolved against the CSV's folder. The list is sorted and de-duplicated, so ``--shard i/n`` splits it the same way on
 every machine.
 """
 
@@ -53,7 +54,9 @@ def _from_csv(csv_path: Path) -> list[SlideInput]:
             if not path.exists():
                 raise FileNotFoundError(f"{csv_path}:{line}: slide not found: {path}")
             out.append(SlideInput(path, safe_name(path.stem), mpp, label))
-        return out
+    if not out:
+        raise ValueError(f"{csv_path}: lists no slides (column {col!r} is empty)")
+    return out
 
 
 def _mpp(raw, csv_path: Path, line: int) -> float | None:
@@ -72,6 +75,8 @@ def _mpp(raw, csv_path: Path, line: int) -> float | None:
 def _from_folder(folder: Path) -> list[SlideInput]:
     files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in SUFFIXES
              and not p.name.startswith(".")]
+    if not files:
+        raise FileNotFoundError(f"{folder}: a folder without slide files ({' '.join(SUFFIXES)})")
     return [SlideInput(p, safe_name(p.stem)) for p in files]
 
 

@@ -1,12 +1,14 @@
 """``rckd tile``: whole slides -> h5 tile sets by microns per pixel, resumable and parallel.
 
 Output folder ``<out>/<mpp>mpp_<size>px_<overlap>px/`` holds ``patches/<slide>.h5`` (layout in
-:mod:`rckd.data.wsi.h5format`), ``thumbnails/<slide>.png``, ``state/<slide>.json`` and
-``summary.md``. Every file is written atomically and the state file last, so a slide whose state
-says ``done`` and whose tile file agrees with it (count, settings, slide fingerprint) is finished;
-anything else is redone. A slide without tissue gets a state and a summary line, never an empty
-tile file. ``--workers N`` uses N processes (with ``--save-images`` this one and N - 1 children
-share a slide's tiles; otherwise N children take whole slides); ``--shard i/n`` takes every n-th slide of the sorted list.
+:mod:`rckd.data.wsi.h5format`), ``thumbnails/<slide>.jpg``, ``state/<slide>.json`` and
+``summary.md``. Every file is written atomically and the state file last; what counts as
+finished, and why a finished slide made with other settings stops the run instead of being
+replaced, is in :mod:`rckd.data.wsi.outputs`. A slide without tissue gets a state and a summary
+line, never an empty tile file. ``--workers N`` uses N processes: with ``--save-images`` they
+decode a slide's tiles into shared memory while this process writes the h5 file
+(:mod:`rckd.data.wsi.parallel`), otherwise they take whole slides. ``--shard i/n`` takes every
+n-th slide of the sorted list.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from rckd import __version__
 from rckd.config import RunConfig, option, save_config, to_dict
 from rckd.data.wsi import h5format
-from rckd.data.wsi.extract import LazyPool, make_jobs, release_handles, run_jobs
+from rckd.data.wsi.extract import local_chunks, make_jobs, release_handles
 from rckd.data.wsi.grid import GridGeometry, grid_coords, plan_geometry, select_tiles, tissue_fraction
 from rckd.data.wsi.inputs import SlideInput, collect_inputs, parse_shard, shard
+from rckd.data.wsi.outputs import SlideOutputs, settings_conflict, verified_state
+from rckd.data.wsi.parallel import MIN_PARALLEL_TILES, ExtractPool
 from rckd.data.wsi.reader import SlideReader, open_slide, require_mpp, slide_fingerprint
 from rckd.data.wsi.report import (now, peak_memory_mib, read_state, render_thumbnail, save_thumbnail,
                                   write_state, write_summary)
@@ -52,14 +57,20 @@ class TileConfig(RunConfig):
     mpp: float | None = option(None, gt=0, help="level-0 mpp for slides whose file has none")
     force_mpp: bool = option(False, help="use --mpp even where the file states an mpp")
     save_images: bool = option(False, help="also store tile pixels in the h5 ('imgs')")
-    image_compression: str = option("lzf", help="compression of stored pixels: lzf (fast, h5py-native), "
-                                    "gzip (readable everywhere, ~3x the CPU) or none",
-                                    choices=("lzf", "gzip", "none"))
+    image_compression: str = option("none", help="compression of stored pixels: none (decoded tissue "
+                                    "compresses ~10 %% at more CPU than decoding it took), lzf (h5py's own "
+                                    "filter; compresses glass many-fold) or gzip (readable everywhere, "
+                                    "~3x lzf's CPU)", choices=("none", "lzf", "gzip"))
     chunk_tiles: int = option(4, ge=1, help="tiles per h5 chunk of stored pixels")
-    workers: int = option(1, ge=1, help="worker processes")
+    workers: int = option(1, ge=1, help="worker processes (with --save-images: decoding a slide's tiles, "
+                          "this process writing; else: whole slides each)")
     shard: str = option("", help="i/n: process every n-th slide starting at i")
     skip_errors: bool = option(False, help="record a failing slide and go on")
-    overwrite: bool = option(False, help="redo slides that are already finished")
+    clam_patch_size: bool = option(False, help="write patch_size as the side read at patch_level, CLAM's "
+                                   "meaning, so CLAM's readers cut rckd's tile at any target mpp (default: "
+                                   "the output side, TRIDENT's meaning; TRIDENT reads right either way)")
+    trident_names: bool = option(False, help="name tile sets <slide>_patches.h5, as TRIDENT's pipeline expects")
+    overwrite: bool = option(False, help="replace finished slides, even those made with other settings")
     fast_read: bool = option(True, help="decode tiled TIFF tiles directly (else OpenSlide only)")
     progress: bool = option(True, help="progress bars")
 
@@ -77,13 +88,33 @@ def _tissue_params(cfg: TileConfig) -> TissueParams:
                         thumbnail_size=cfg.thumbnail_size)
 
 
-def _settings(cfg: TileConfig, inp: SlideInput) -> dict:
-    """What a finished output must have been made with (compared on resume)."""
-    return {"target_mpp": cfg.target_mpp, "patch_size": cfg.patch_size, "overlap": cfg.overlap,
-            "min_tissue": cfg.min_tissue, "tissue": dataclasses.asdict(_tissue_params(cfg)),
-            "save_images": cfg.save_images, "image_compression": cfg.image_compression if cfg.save_images else None,
-            "chunk_tiles": cfg.chunk_tiles if cfg.save_images else None,
-            "schema_version": h5format.SCHEMA_VERSION}
+OUTPUT_OPTIONS = ("target_mpp", "patch_size", "overlap", "tissue_detection", "thumbnail_size", "min_tissue",
+                  "save_images", "image_compression", "chunk_tiles", "clam_patch_size", "trident_names")
+
+
+def _settings(cfg: TileConfig) -> dict:
+    """What a slide's outputs are made with: options (those that change nothing are None), more."""
+    settings = {name: getattr(cfg, name) for name in OUTPUT_OPTIONS}
+    if not cfg.tissue_detection:
+        settings["min_tissue"] = None
+    if not cfg.save_images:
+        settings.update(image_compression=None, chunk_tiles=None)
+    settings.update(tissue_params=dataclasses.asdict(_tissue_params(cfg)),
+                    schema_version=h5format.SCHEMA_VERSION)
+    return settings
+
+
+def _check_finished_settings(slides: list[SlideInput], cfg: TileConfig, run_dir: Path) -> None:
+    """Stop (one line, before any slide is touched) if a finished slide was made with other settings."""
+    if cfg.overwrite:
+        return
+    settings = _settings(cfg)
+    for inp in slides:
+        outputs = SlideOutputs.of(run_dir, inp.name, cfg.trident_names)
+        why = settings_conflict(read_state(outputs.state), settings, OUTPUT_OPTIONS, *_given_mpp(inp, cfg))
+        if why:
+            raise ValueError(f"{outputs.state}: finished slide {inp.name!r} {why}; keep it with another "
+                             "--out, or replace it with --overwrite")
 
 
 @dataclasses.dataclass
@@ -112,63 +143,28 @@ def plan_slide(reader: SlideReader, cfg: TileConfig) -> SlidePlan:
     return SlidePlan(geom, coords, thumb, tissue, time.perf_counter() - t0)
 
 
-def _paths(run_dir: Path, name: str) -> dict[str, Path]:
-    return {"h5": run_dir / "patches" / f"{name}.h5", "thumb": run_dir / "thumbnails" / f"{name}.png",
-            "state": run_dir / "state" / f"{name}.json"}
-
-
-def _finished(inp: SlideInput, cfg: TileConfig, paths: dict[str, Path]) -> dict | None:
-    """The state of a verified finished output, or None when the slide must be (re)done."""
-    state = read_state(paths["state"])
-    if not state or state.get("status") not in ("done", "no_tissue"):
-        return None
-    if state.get("settings") != _settings(cfg, inp) or not _same_mpp(state, inp, cfg):
-        return None
-    try:
-        if state.get("fingerprint") != slide_fingerprint(inp.path):
-            return None
-    except OSError:
-        return None
-    if state["status"] == "no_tissue":
-        return None if paths["h5"].exists() else state
-    try:
-        info = h5format.read_tile_set(paths["h5"])
-    except (ValueError, OSError):
-        return None
-    ok = (len(info) == state.get("n_tiles") and info.attrs.get("slide_fingerprint") == state["fingerprint"]
-          and info.patch_size == cfg.patch_size and info.has_images == cfg.save_images
-          and len(np.unique(info.coords, axis=0)) == len(info) and paths["thumb"].exists())
-    return state if ok else None
-
-
 def _given_mpp(inp: SlideInput, cfg: TileConfig) -> tuple[float | None, bool]:
     """The mpp supplied for this slide (CSV column, else --mpp) and whether it overrides the file."""
     given = inp.mpp if inp.mpp is not None else cfg.mpp
     return given, bool(given is not None and (inp.mpp is not None or cfg.force_mpp))
 
 
-def _same_mpp(state: dict, inp: SlideInput, cfg: TileConfig) -> bool:
-    """Whether the level-0 mpp used before is the one that would be used now."""
-    given, force = _given_mpp(inp, cfg)
-    if state.get("status") == "no_tissue" and "level0_mpp" not in state:
-        return False
-    if state.get("mpp_source") == "file":
-        return not force or given == state.get("level0_mpp")
-    return given is not None and given == state.get("level0_mpp")
-
-
 def tile_slide(inp: SlideInput, cfg: TileConfig, run_dir: Path, pool=None) -> dict:
     """Tile one slide (or confirm it is finished) and return its state dict."""
-    paths = _paths(run_dir, inp.name)
+    t0 = time.perf_counter()
+    paths = SlideOutputs.of(run_dir, inp.name, cfg.trident_names)
+    fingerprint = slide_fingerprint(inp.path)
     if not cfg.overwrite:
-        done = _finished(inp, cfg, paths)
+        done = verified_state(paths, fingerprint, cfg.patch_size, cfg.save_images)
         if done is not None:
             log.info("%s: finished earlier (%d tiles), skipping", inp.name, done.get("n_tiles", 0))
             return {**done, "skipped": True}
+    for leftover in paths.remove_leftovers():
+        log.info("%s: removed %s, left by an interrupted run", inp.name, leftover.name)
     state = {"name": inp.name, "slide_path": str(inp.path), "label": inp.label, "status": "running",
-             "settings": _settings(cfg, inp), "fingerprint": slide_fingerprint(inp.path), "started": now()}
-    write_state(paths["state"], state)
-    t0 = time.perf_counter()
+             "settings": _settings(cfg), "fingerprint": fingerprint, "rckd_version": __version__,
+             "started": now()}
+    write_state(paths.state, state)
     given, force = _given_mpp(inp, cfg)
     with open_slide(inp.path, fast=cfg.fast_read) as reader:
         state["mpp_source"] = "file" if reader.mpp is not None and not force else "given"
@@ -180,13 +176,13 @@ def tile_slide(inp: SlideInput, cfg: TileConfig, run_dir: Path, pool=None) -> di
             plan.geom, name=inp.name, slide_path=str(inp.path.resolve()), slide_size=(w0, h0),
             fingerprint=state["fingerprint"], level_dimensions=reader.level_dimensions,
             tissue_info=plan.tissue.info, min_tissue=cfg.min_tissue,
-            objective_power=getattr(reader, "objective_power", None))
+            objective_power=getattr(reader, "objective_power", None), clam_patch_size=cfg.clam_patch_size)
         state.update(level0_mpp=plan.geom.level0_mpp, slide_size=[w0, h0], vendor=reader.vendor,
                      read_level=plan.geom.read_level, tissue_fraction=round(plan.tissue.fraction, 4),
                      coords_seconds=round(plan.seconds, 3))
     failed: list = []
     if len(plan.coords) == 0:
-        paths["h5"].unlink(missing_ok=True)
+        paths.h5.unlink(missing_ok=True)
         status = "no_tissue"
         log.warning("%s: no tissue found (tissue %.1f%% of the slide, min_tissue %.2f); no tile file written",
                     inp.name, 100 * plan.tissue.fraction, cfg.min_tissue)
@@ -194,21 +190,21 @@ def tile_slide(inp: SlideInput, cfg: TileConfig, run_dir: Path, pool=None) -> di
         status = "done"
         t_write = time.perf_counter()
         if cfg.save_images:
-            failed = _write_with_images(inp, cfg, plan, attrs, paths["h5"], pool)
+            failed = _write_with_images(inp, cfg, plan, attrs, paths.h5, pool)
         else:
-            h5format.write_tile_set(paths["h5"], plan.coords, attrs)
+            h5format.write_tile_set(paths.h5, plan.coords, attrs)
         state["write_seconds"] = round(time.perf_counter() - t_write, 3)
     img = render_thumbnail(plan.thumb, plan.tissue.mask, _kept(plan.coords, failed),
                            plan.geom.patch_size_level0, (w0, h0))
-    save_thumbnail(img, paths["thumb"])
+    save_thumbnail(img, paths.thumb)
     seconds = time.perf_counter() - t0
     n = len(plan.coords) - len(failed)
     state.update(status=status, n_tiles=n, seconds=round(seconds, 3),
                  tiles_per_s=round(n / seconds, 1) if seconds > 0 else None, peak_mib=peak_memory_mib(),
                  failed_tiles=[{"x": int(plan.coords[i][0]), "y": int(plan.coords[i][1]), "error": m}
                                for i, m in failed],
-                 h5=str(paths["h5"].relative_to(run_dir)) if status == "done" else None)
-    write_state(paths["state"], state)
+                 h5=str(paths.h5.relative_to(run_dir)) if status == "done" else None)
+    write_state(paths.state, state)
     return state
 
 
@@ -220,20 +216,20 @@ def _kept(coords: np.ndarray, failed: list) -> np.ndarray:
     return coords[keep]
 
 
-def _write_with_images(inp, cfg, plan, attrs, h5_path: Path, pool) -> list:
+def _write_with_images(inp, cfg, plan, attrs, h5_path: Path, pool: ExtractPool | None) -> list:
     jobs = make_jobs(str(inp.path), _job_mpp(inp, cfg), plan.geom, plan.coords,
                      chunk_tiles=cfg.chunk_tiles, compression=cfg.image_compression,
                      workers=cfg.workers, fast=cfg.fast_read)
+    parallel = pool is not None and len(plan.coords) >= MIN_PARALLEL_TILES
     failures: list = []
-    sizes = {job.start: len(job.coords) for job in jobs}
     bar = tqdm(total=len(plan.coords), desc=inp.name, unit="tile", leave=False,
                disable=None if cfg.progress else True)
 
     def chunks():
-        for start, encoded, fails in run_jobs(jobs, pool):
+        for index, data, mask, fails in (pool.chunks(jobs) if parallel else local_chunks(jobs)):
             failures.extend(fails)
-            bar.update(sizes[start])
-            yield from encoded
+            bar.update(min(cfg.chunk_tiles, len(plan.coords) - index * cfg.chunk_tiles))
+            yield index, data, mask
 
     try:
         h5format.write_tile_set(h5_path, plan.coords, attrs, chunks=chunks(), image_size=cfg.patch_size,
@@ -266,8 +262,8 @@ def _failed_state(inp: SlideInput, cfg: TileConfig, run_dir: Path, exc: BaseExce
     if str(inp.path) not in msg:
         msg = f"{inp.path}: {msg}"
     state = {"name": inp.name, "slide_path": str(inp.path), "status": "failed", "error": msg,
-             "settings": _settings(cfg, inp), "n_tiles": 0}
-    write_state(_paths(run_dir, inp.name)["state"], state)
+             "settings": _settings(cfg), "n_tiles": 0}
+    write_state(SlideOutputs.of(run_dir, inp.name, cfg.trident_names).state, state)
     return state
 
 
@@ -275,27 +271,29 @@ def run_tiling(cfg: TileConfig) -> int:
     """Tile every input slide; return 0 when all succeeded, 1 when some failed (--skip-errors)."""
     if not cfg.slides:
         raise ValueError("no slides given (pass files, folders, globs or a CSV)")
-    if cfg.workers < 1 or cfg.chunk_tiles < 1:
-        raise ValueError("--workers and --chunk-tiles must be at least 1")
-    if cfg.mpp is not None and cfg.mpp <= 0:
-        raise ValueError(f"--mpp must be positive, got {cfg.mpp}")
     index, count = parse_shard(cfg.shard)
-    slides = shard(collect_inputs(cfg.slides), index, count)
+    every = collect_inputs(cfg.slides)
+    slides = shard(every, index, count)
+    if not slides:
+        log.warning("shard %s has no slides (%d slides in all)", cfg.shard, len(every))
     run_dir = Path(cfg.out) / run_dir_name(cfg)
+    _check_finished_settings(slides, cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / (f"config_shard{index}of{count}.yaml" if count > 1 else "config.yaml"))
     log.info("tiling %d slides into %s (%s)", len(slides), run_dir, to_dict(cfg)["shard"] or "no shard")
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     slide_parallel = cfg.workers > 1 and not cfg.save_images and len(slides) > 1
-    children = cfg.workers if slide_parallel else cfg.workers - 1  # this process extracts too
-    pool = LazyPool(ctx, children) if children > 0 else None
+    pool = None
+    if cfg.save_images and cfg.workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        pool = ExtractPool(cfg.workers, (cfg.chunk_tiles, cfg.patch_size, cfg.patch_size, 3))
     states: list[dict] = []
     try:
         bar = tqdm(total=len(slides), desc="slides", unit="slide", disable=None if cfg.progress else True)
         if slide_parallel:
-            for state in pool.get().imap(_safe_tile, [(s, cfg, run_dir) for s in slides]):
-                states.append(_check(state, cfg))
-                bar.update(1)
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+            with ctx.Pool(cfg.workers) as slide_pool:
+                for state in slide_pool.imap(_safe_tile, [(s, cfg, run_dir) for s in slides]):
+                    states.append(_check(state, cfg))
+                    bar.update(1)
         else:
             for inp in slides:
                 try:

@@ -10,17 +10,17 @@ never guessed from a nominal objective power.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import logging
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["SlideReader", "OpenSlideReader", "TiledTiffLevels", "ImageReader", "open_slide", "slide_fingerprint",
+from rckd.data.wsi.tiff import TiledTiffLevels
+
+__all__ = ["SlideReader", "OpenSlideReader", "ImageReader", "open_slide", "slide_fingerprint",
            "require_mpp", "SLIDE_SUFFIXES", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
@@ -51,20 +51,23 @@ class SlideReader:
         """Number of pyramid levels."""
         return len(self.level_dimensions)
 
-    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
+    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int],
+                    out: np.ndarray | None = None) -> np.ndarray:
         """Read ``size`` (w, h) pixels of ``level`` whose top-left is ``location`` in level-0 pixels.
 
-        Returns an (h, w, 3) uint8 RGB array; pixels outside the slide are white.
+        Returns an (h, w, 3) uint8 RGB array; pixels outside the slide are white. ``out``, if
+        given, is an array of that shape to fill and return (readers that can decode into it
+        save a copy).
         """
         raise NotImplementedError
 
-    def level_for_downsample(self, downsample: float, tolerance: float = 0.01) -> int:
-        """The coarsest level whose downsample does not exceed ``downsample`` (never upsample)."""
-        best = 0
-        for i, ds in enumerate(self.level_downsamples):
-            if ds <= downsample * (1 + tolerance):
-                best = i
-        return best
+    def cheap_reads(self, level: int) -> bool:
+        """Whether a small read at ``level`` costs about its pixels, with no per-call overhead.
+
+        Extraction then reads tile by tile (each stored tile decoded once, into place); other
+        readers are read in strips that are cut into tiles.
+        """
+        return False
 
     def close(self) -> None:
         """Release the file handle."""
@@ -76,16 +79,17 @@ class SlideReader:
         self.close()
 
 
-def _rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:
+def _rgba_to_rgb(rgba: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """OpenSlide gives premultiplied RGBA; transparent pixels (outside the scan) become white."""
-    rgb = rgba[..., :3]
+    if out is None:
+        out = np.empty(rgba.shape[:2] + (3,), np.uint8)
     alpha = rgba[..., 3]
     if alpha.min() == 255:
-        return np.ascontiguousarray(rgb)
-    rgb = rgb.astype(np.uint16)
+        out[...] = rgba[..., :3]
+        return out
     a = alpha.astype(np.uint16)[..., None]
-    out = rgb + (255 - a)  # premultiplied over white
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out[...] = np.minimum(rgba[..., :3] + (255 - a), 255)  # premultiplied over white
+    return out
 
 
 def _openslide_mpp(props) -> float | None:
@@ -114,97 +118,6 @@ def _openslide_mpp(props) -> float | None:
 
 
 FAST_VENDORS = ("aperio", "generic-tiff")
-FAST_COMPRESSIONS = (1, 5, 7, 8, 32946)  # none, LZW, JPEG, deflate (Adobe and old-style)
-
-
-class TiledTiffLevels:
-    """Region reads assembled from a tiled TIFF's own tiles, decoded by imagecodecs via tifffile.
-
-    OpenSlide composites every region through cairo; for Aperio and generic tiled TIFFs with
-    JPEG/deflate/LZW/raw tiles, decoding the stored tiles directly gives the same pixels (checked
-    on the CMU slide) several times faster. A small LRU cache (per process) keeps a row of
-    decoded tiles, so row-major reads decode each stored tile about once. Levels that do not map
-    to such a page, and regions at sub-pixel offsets, stay with OpenSlide.
-    """
-
-    def __init__(self, tif, pages: dict[int, object], cache_bytes: int = 96 << 20):
-        self._tif = tif
-        self._pages = pages
-        self._cache: collections.OrderedDict = collections.OrderedDict()
-        self._cache_bytes = cache_bytes
-        self._used = 0
-
-    @classmethod
-    def open(cls, path: str | Path, level_dimensions) -> "TiledTiffLevels | None":
-        """Map OpenSlide levels to tiled pages of the file at ``path`` (None when none map)."""
-        try:
-            import tifffile
-
-            tif = tifffile.TiffFile(str(path))
-        except Exception:  # noqa: BLE001 - not a TIFF family file
-            return None
-        candidates = []
-        for series in tif.series:
-            for level in series.levels:
-                page = level.keyframe if hasattr(level, "keyframe") else level.pages[0]
-                candidates.append(page)
-        pages = {}
-        for lvl, (w, h) in enumerate(level_dimensions):
-            for page in candidates:
-                if (page.imagewidth, page.imagelength) == (w, h) and page.is_tiled \
-                        and page.samplesperpixel in (3, 4) and page.dtype == np.uint8 \
-                        and page.imagedepth == 1 and page.planarconfig == 1 \
-                        and int(page.compression) in FAST_COMPRESSIONS:
-                    pages[lvl] = page
-                    break
-        if not pages:
-            tif.close()
-            return None
-        return cls(tif, pages)
-
-    def has(self, level: int) -> bool:
-        """Whether ``level`` is served from the file's tiles."""
-        return level in self._pages
-
-    def _tile(self, page, index: int) -> np.ndarray:
-        key = (id(page), index)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        fh = self._tif.filehandle
-        fh.seek(page.dataoffsets[index])
-        data = fh.read(page.databytecounts[index])
-        tile = page.decode(data, index, jpegtables=page.jpegtables)[0]
-        tile = np.asarray(tile).reshape(page.tilelength, page.tilewidth, -1)[..., :3]
-        self._cache[key] = tile
-        self._used += tile.nbytes
-        while self._used > self._cache_bytes and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._used -= old.nbytes
-        return tile
-
-    def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        """(h, w, 3) RGB pixels of ``level`` starting at level pixel (x, y); white outside."""
-        page = self._pages[level]
-        W, H = page.imagewidth, page.imagelength
-        tw, th = page.tilewidth, page.tilelength
-        out = np.full((h, w, 3), 255, np.uint8)
-        per_row = math.ceil(W / tw)
-        for ty in range(max(y, 0) // th, min(y + h, H) // th + 1):
-            for tx in range(max(x, 0) // tw, min(x + w, W) // tw + 1):
-                if ty * th >= H or tx * tw >= W:
-                    continue
-                tile = self._tile(page, ty * per_row + tx)
-                x0, y0 = max(x, tx * tw), max(y, ty * th)
-                x1, y1 = min(x + w, (tx + 1) * tw, W), min(y + h, (ty + 1) * th, H)
-                if x1 > x0 and y1 > y0:
-                    out[y0 - y:y1 - y, x0 - x:x1 - x] = tile[y0 - ty * th:y1 - ty * th,
-                                                             x0 - tx * tw:x1 - tx * tw]
-        return out
-
-    def close(self) -> None:
-        self._tif.close()
 
 
 class OpenSlideReader(SlideReader):
@@ -226,18 +139,21 @@ class OpenSlideReader(SlideReader):
         if fast and self.vendor in FAST_VENDORS:
             self._fast = TiledTiffLevels.open(self.path, self.level_dimensions)
 
-    def read_region(self, location, level, size):
+    def read_region(self, location, level, size, out=None):
         x, y, level = int(location[0]), int(location[1]), int(level)
-        if self._fast is not None and self._fast.has(level):
+        if self.cheap_reads(level):
             ds = self.level_downsamples[level]
             lx, ly = x / ds, y / ds
             if abs(lx - round(lx)) < 1e-6 and abs(ly - round(ly)) < 1e-6:  # no sub-pixel shift
                 try:
-                    return self._fast.read(level, round(lx), round(ly), int(size[0]), int(size[1]))
+                    return self._fast.read(level, round(lx), round(ly), int(size[0]), int(size[1]), out)
                 except Exception as exc:  # noqa: BLE001 - let OpenSlide try (and report) it
                     log.debug("%s: direct tile decode failed (%s); using OpenSlide", self.path, exc)
         img = self._slide.read_region((x, y), level, (int(size[0]), int(size[1])))
-        return _rgba_to_rgb(np.asarray(img))
+        return _rgba_to_rgb(np.asarray(img), out)
+
+    def cheap_reads(self, level):
+        return self._fast is not None and self._fast.has(level)
 
     def reopen(self) -> None:
         """Reopen after an OpenSlide error (an OpenSlide handle stays failed once it errs)."""
@@ -270,17 +186,23 @@ class ImageReader(SlideReader):
         self.level_dimensions = ((w, h),)
         self.level_downsamples = (1.0,)
 
-    def read_region(self, location, level, size):
+    def read_region(self, location, level, size, out=None):
         if level != 0:
             raise ValueError(f"{self.path}: plain images have one level, got level {level}")
         x, y = int(location[0]), int(location[1])
         w, h = int(size[0]), int(size[1])
-        out = np.full((h, w, 3), 255, np.uint8)
         H, W = self._array.shape[:2]
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+        if out is None:
+            out = np.empty((h, w, 3), np.uint8)
+        if (x0, y0, x1, y1) != (x, y, x + w, y + h):
+            out[...] = 255
         if x1 > x0 and y1 > y0:
             out[y0 - y:y1 - y, x0 - x:x1 - x] = self._array[y0:y1, x0:x1]
         return out
+
+    def cheap_reads(self, level):
+        return True
 
     def close(self) -> None:
         self._array = np.zeros((0, 0, 3), np.uint8)

@@ -13,8 +13,7 @@ import resource
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
-from scipy import ndimage
+from PIL import Image
 
 from rckd.io import atomic_path, atomic_write_text, read_json, write_json
 
@@ -22,6 +21,7 @@ __all__ = ["render_thumbnail", "save_thumbnail", "write_state", "read_state", "w
            "peak_memory_mib", "now"]
 
 STATUSES = ("running", "done", "no_tissue", "failed")
+DIM = (np.arange(256) * 0.45 + 40).astype(np.uint8)  # non-tissue pixels on the thumbnail
 
 
 def now() -> str:
@@ -45,23 +45,47 @@ def render_thumbnail(thumb: np.ndarray, mask: np.ndarray, coords: np.ndarray, si
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.BOX)
     m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(img.size, Image.Resampling.NEAREST)) > 0
-    arr = np.asarray(img).copy()
-    arr[~m] = (arr[~m] * 0.45 + 40).astype(np.uint8)
-    edge = m & ~ndimage.binary_erosion(m, iterations=1, border_value=0)
-    arr[edge] = (0, 200, 0)
-    img = Image.fromarray(arr)
-    draw = ImageDraw.Draw(img)
-    sx, sy = img.width / slide_size[0], img.height / slide_size[1]
-    for x, y in np.asarray(coords).reshape(-1, 2):
-        x0, y0 = x * sx, y * sy
-        draw.rectangle([x0, y0, x0 + size_level0 * sx - 1, y0 + size_level0 * sy - 1], outline=(30, 80, 255))
-    return img
+    arr = np.array(img)
+    np.copyto(arr, DIM[arr], where=~m[..., None])
+    arr[_edge(m)] = (0, 200, 0)
+    coords = np.asarray(coords, np.float64).reshape(-1, 2)
+    sx, sy = arr.shape[1] / slide_size[0], arr.shape[0] / slide_size[1]
+    x0, y0 = np.floor(coords[:, 0] * sx).astype(np.int64), np.floor(coords[:, 1] * sy).astype(np.int64)
+    x1 = np.maximum(x0, np.floor((coords[:, 0] + size_level0) * sx).astype(np.int64) - 1)
+    y1 = np.maximum(y0, np.floor((coords[:, 1] + size_level0) * sy).astype(np.int64) - 1)
+    arr[_outlines(arr.shape[:2], x0, y0, x1, y1)] = (30, 80, 255)
+    return Image.fromarray(arr)
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
+    p = np.pad(mask, 1)
+    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return mask & ~inner
+
+
+def _outlines(shape: tuple[int, int], x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the outline pixels of rectangles with inclusive corners, all at once."""
+    h, w = shape
+    x0, x1 = np.clip(x0, 0, w - 1), np.clip(x1, 0, w - 1)
+    y0, y1 = np.clip(y0, 0, h - 1), np.clip(y1, 0, h - 1)
+    xs, ys = _ranges(x0, x1), _ranges(y0, y1)
+    across, down = x1 - x0 + 1, y1 - y0 + 1
+    rows = np.concatenate([np.repeat(y0, across), np.repeat(y1, across), ys, ys])
+    cols = np.concatenate([xs, xs, np.repeat(x0, down), np.repeat(x1, down)])
+    return rows, cols
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``arange(s, e + 1)`` for every pair, concatenated, without a Python loop."""
+    lengths = ends - starts + 1
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
 
 
 def save_thumbnail(img: Image.Image, path: str | Path) -> Path:
-    """Write a PNG atomically."""
+    """Write a JPEG atomically (a PNG of a 1024-px thumbnail costs ~25x the time)."""
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG", compress_level=1)
+        img.save(tmp, format="JPEG", quality=90)
     return Path(path)
 
 

@@ -2,15 +2,17 @@
 
 The thumbnail is read strip by strip from the coarsest level that is still larger than the
 bound, so a huge single-level image never has to fit in memory (CLAM #234/#284). The background
-colour is estimated on the thumbnail border: a bright border means bright-field glass, where a
-pixel's tissue score is the larger of its HSV saturation and half its distance from the
-background (glass tint varies more in brightness than in saturation); a
-dark border means a dark-field/fluorescence scan, where only the distance counts (saturation of
-dark noise is meaningless). The score threshold is Otsu's, clipped to ``[min_threshold,
+colour is estimated on the thumbnail border. A bright border means bright-field glass: stains
+absorb some colours more than others, so a pixel's tissue score is the larger of its HSV
+saturation and its stain colour, the length of its optical density (relative to the glass) off
+the grey axis. That finds pale tissue, like a lightly counterstained IHC slide without DAB, and
+ignores what only darkens (dust, shadows, uneven illumination). A dark border means a
+dark-field/fluorescence scan, where the distance from the background counts (saturation of dark
+noise is meaningless). The score threshold is Otsu's, clipped to ``[min_threshold,
 max_threshold]`` so that a blank slide yields no tissue and a slide that is all tissue yields all
 tissue. Marker ink (saturated green or blue, or black) is not tissue on bright-field slides (CLAM
-#157, histolab #513). Then closing, removal of small regions and filling of small holes, all
-sized in microns.
+#157, histolab #513), and hematoxylin, however dense and blue, is not ink (:func:`_pen_marks`).
+Then closing, removal of small regions and filling of small holes, all sized in microns.
 Every number used is returned so it can be recorded with the tile set.
 """
 
@@ -21,11 +23,22 @@ import math
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from rckd.data.wsi.reader import SlideReader
 
-__all__ = ["TissueParams", "TissueMask", "read_thumbnail", "detect_tissue", "otsu_threshold"]
+__all__ = ["TissueParams", "TissueMask", "read_thumbnail", "detect_tissue", "otsu_threshold", "optical_density"]
+
+STAIN_COLOUR_SCALE = 500.0  # score per unit of optical density off the grey axis (pale IHC ~ 0.05)
+STAIN_COLOUR_CAP = 30.0     # it only lifts pale stain over the threshold; more would bleed into glass
+INK_BLUE_OD_RATIO = 0.35    # blue inks: blue OD < 0.3 x red OD; hematoxylin ~0.6 (0.45 at least)
+
+
+def _ndimage():
+    """``scipy.ndimage``, imported on first use: ~0.2 s that ``rckd tile --help`` and runs
+    without tissue detection need not pay."""
+    from scipy import ndimage
+
+    return ndimage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,28 +121,47 @@ def _border(img: np.ndarray, frac: float = 0.04) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def optical_density(thumb: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Optical density of each pixel relative to ``background`` (Beer-Lambert, per channel)."""
+    return np.log((np.asarray(background, np.float32) + 1.0) / (thumb.astype(np.float32) + 1.0))
+
+
+def _stain_colour(od: np.ndarray) -> np.ndarray:
+    """Length of the optical density off the grey axis: stain colour, blind to grey shading.
+
+    Stains absorb some colours more than others (hematoxylin red and green, DAB blue, eosin
+    green); dust, shadows and uneven illumination darken all channels alike and score ~0.
+    """
+    off_grey = od - od.mean(axis=2, keepdims=True)
+    return np.sqrt(np.einsum("ijk,ijk->ij", off_grey, off_grey))
+
+
 def _score(thumb: np.ndarray) -> tuple[np.ndarray, dict]:
     bg = np.median(_border(thumb), axis=0).astype(np.float32)
     brightfield = float(bg.mean()) >= 128.0
-    diff = thumb.astype(np.float32) - bg
-    dev = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff) / 3.0)
     if brightfield:
         mx = thumb.max(axis=2)
         sat = (mx - thumb.min(axis=2)).astype(np.float32) * 255.0 / np.maximum(mx, 1)
-        score = np.maximum(sat, 0.5 * dev)
+        colour = np.minimum(STAIN_COLOUR_SCALE * _stain_colour(optical_density(thumb, bg)), STAIN_COLOUR_CAP)
+        score = np.maximum(sat, colour)
     else:
-        score = dev
-    score = ndimage.uniform_filter(score, size=3)
+        diff = thumb.astype(np.float32) - bg
+        score = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff) / 3.0)
+    score = _ndimage().uniform_filter(score, size=3)
     return score, {"background_rgb": [round(float(v), 1) for v in bg],
                    "field": "bright" if brightfield else "dark"}
 
 
-def _pen_marks(thumb: np.ndarray) -> np.ndarray:
+def _pen_marks(thumb: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Bright-field pixels that look like marker ink, not stain: saturated green or blue, or black.
 
     H&E (pink to purple, hue 260-360 and 0-20 degrees) and DAB (brown, 20-50) stay; pen inks are
-    green (75-185), blue (185-235) or near black.
+    green (75-185), blue (185-235) or near black. Hematoxylin can look blue too (hue ~230 after
+    bluing, saturated where dense, as in lymphoid IHC controls), but it absorbs blue light at
+    about half its red absorbance whatever its density, where blue inks barely absorb blue: a
+    blue pixel is ink only if its blue optical density is under ``INK_BLUE_OD_RATIO`` of its red.
     """
+    od = optical_density(thumb, background)
     rgb = thumb.astype(np.float32) / 255.0
     mx, mn = rgb.max(axis=2), rgb.min(axis=2)
     chroma = mx - mn
@@ -138,7 +170,7 @@ def _pen_marks(thumb: np.ndarray) -> np.ndarray:
     safe = np.maximum(chroma, 1e-6)
     hue = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60
     green = (hue >= 75) & (hue < 185) & (sat > 0.25)
-    blue = (hue >= 185) & (hue < 235) & (sat > 0.4)
+    blue = (hue >= 185) & (hue < 235) & (sat > 0.4) & (od[..., 2] < INK_BLUE_OD_RATIO * od[..., 0])
     black = (mx < 50 / 255) & (sat < 0.35)  # dark nuclei are dark but saturated purple
     return ((green | blue) & (chroma > 0.08)) | black
 
@@ -147,8 +179,8 @@ def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary closing by a disk via two Euclidean distance transforms (cost independent of radius)."""
     pad = radius + 1
     padded = np.pad(mask, pad)
-    dilated = ndimage.distance_transform_edt(~padded) <= radius
-    closed = ndimage.distance_transform_edt(dilated) > radius
+    dilated = _ndimage().distance_transform_edt(~padded) <= radius
+    closed = _ndimage().distance_transform_edt(dilated) > radius
     return closed[pad:-pad, pad:-pad]
 
 
@@ -164,8 +196,8 @@ def detect_tissue(thumb: np.ndarray, thumb_mpp: float, params: TissueParams = Ti
     score, info = _score(thumb)
     pen = None
     if params.exclude_pen and info["field"] == "bright":
-        pen = _drop_small(_pen_marks(thumb), params.min_pen_um2 / thumb_mpp ** 2)  # strokes, not nuclei
-        pen = ndimage.binary_dilation(pen, iterations=2) if pen.any() else None  # + smoothing halo
+        pen = _drop_small(_pen_marks(thumb, info["background_rgb"]), params.min_pen_um2 / thumb_mpp ** 2)
+        pen = _ndimage().binary_dilation(pen, iterations=2) if pen.any() else None  # + smoothing halo
     if pen is not None:
         score[pen] = 0.0
     otsu = otsu_threshold(score)
@@ -190,7 +222,7 @@ def _drop_small(mask: np.ndarray, min_pixels: float, keep_border: bool = False) 
     """Remove connected components smaller than ``min_pixels`` (optionally keep border-touching ones)."""
     if min_pixels <= 1 or not mask.any():
         return mask
-    labels, n = ndimage.label(mask)
+    labels, n = _ndimage().label(mask)
     if n == 0:
         return mask
     sizes = np.bincount(labels.ravel())

@@ -40,11 +40,11 @@ def test_pyramid_level_read_matches_openslide(slides):
 class _Flaky(ImageReader):
     """Fails on any read covering x in [100, 150) (a 'corrupt region')."""
 
-    def read_region(self, location, level, size):
+    def read_region(self, location, level, size, out=None):
         x = location[0]
         if x < 150 and x + size[0] > 100:
             raise OSError("corrupt JPEG tile")
-        return super().read_region(location, level, size)
+        return super().read_region(location, level, size, out)
 
 
 def test_corrupt_region_is_recorded_not_fatal(tmp_path):
@@ -58,3 +58,14 @@ def test_corrupt_region_is_recorded_not_fatal(tmp_path):
     assert [int(coords[i][0]) for i in bad] == [96, 128, 96, 128]
     good = np.setdiff1d(np.arange(len(coords)), bad)
     assert (tiles[good] == 77).all() and "corrupt JPEG" in failures[0][1]
+
+
+def test_jobs_cover_every_tile_in_whole_chunks_largest_first():
+    from rckd.data.wsi.extract import make_jobs
+    geom = plan_geometry(0.5, 0.5, 32)
+    coords = grid_coords(4096, 3200, geom)  # 128 x 100 tiles
+    jobs = make_jobs("s.tiff", None, geom, coords, chunk_tiles=4, compression="none", workers=2)
+    assert np.array_equal(np.concatenate([j.coords for j in jobs]), coords)
+    assert all(j.start % 4 == 0 for j in jobs) and jobs[0].start == 0
+    sizes = [len(j.coords) for j in jobs]
+    assert sizes[0] == 2048 and sizes[-2] == 64 and sorted(sizes[:-1], reverse=True) == sizes[:-1]

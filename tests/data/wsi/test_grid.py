@@ -22,7 +22,8 @@ def test_exact_mpp_not_binned():
     assert g.read_level == 0 and g.patch_size_level0 == 257 and g.read_size == 257
     assert g.stride_level0 == pytest.approx(256 * 0.5 / 0.499)
     g = plan_geometry(0.2282, 0.5, 224, 0, (1, 2, 4, 8))
-    assert g.read_level == 1 and g.read_size == round(224 * 0.5 / 0.4564)
+    assert g.read_level == 1 and g.patch_size_level0 == 491
+    assert g.read_size == 246  # round(491 / 2): the level-0 footprint at level 1, as TRIDENT reads it
 
 
 def test_grid_includes_edge_tile_and_no_partial_tiles():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rckd.data.wsi import h5format
-from rckd.data.wsi.extract import ExtractJob, extract_unit
+from rckd.data.wsi.extract import ExtractJob, local_chunks
 from rckd.data.wsi.grid import plan_geometry
 
 CLAM_NAMES = ("patch_size", "patch_level", "downsample", "level_dim", "downsampled_level_dim", "name")
@@ -55,13 +55,19 @@ def test_images_roundtrip_through_direct_chunks(tmp_path, compression, noise):
     geom = plan_geometry(0.5, 0.5, 16)
     coords = np.array([[x, y] for y in (0, 16, 32) for x in (0, 16, 32)], np.int64)  # 9 tiles
     job = ExtractJob(str(tmp_path / "img.png"), 0.5, geom, 0, coords, 4, compression, fast=False)
-    _, chunks, failures = extract_unit(job)
-    assert failures == [] and len(chunks) == 3
-    if compression == "lzf":  # noise does not compress: those chunks are stored raw (filter skipped)
-        assert [c[2] for c in chunks[:2]] == ([1, 1] if noise == 255 else [0, 0])
-        assert (len(chunks[0][1]) == 4 * 16 * 16 * 3) == (noise == 255)
-    path = h5format.write_tile_set(tmp_path / "t.h5", coords, {"patch_size": 16}, chunks=chunks,
+    seen = []  # (chunk index, stored bytes, filter mask, failures) as the writer gets them
+
+    def chunks():
+        for index, data, mask, failures in local_chunks([job]):
+            seen.append((index, memoryview(data).nbytes, mask, failures))
+            yield index, data, mask
+
+    path = h5format.write_tile_set(tmp_path / "t.h5", coords, {"patch_size": 16}, chunks=chunks(),
                                    image_size=16, chunk_tiles=4, compression=compression)
+    assert [c[0] for c in seen] == [0, 1, 2] and all(c[3] == [] for c in seen)
+    if compression == "lzf":  # noise does not compress: those chunks are stored raw (filter skipped)
+        assert [c[2] for c in seen[:2]] == ([1, 1] if noise == 255 else [0, 0])
+        assert (seen[0][1] == 4 * 16 * 16 * 3) == (noise == 255)
     with h5py.File(path) as f:
         imgs = f["imgs"][()]
         assert imgs.shape == (9, 16, 16, 3) and f["imgs"].chunks == (4, 16, 16, 3)
@@ -109,8 +115,8 @@ def test_not_a_tile_set(tmp_path):
 def test_drop_tiles_keeps_the_rest_in_order(tmp_path):
     coords = np.arange(14, dtype=np.int64).reshape(7, 2)
     imgs = np.arange(7, dtype=np.uint8)[:, None, None, None] * np.ones((7, 4, 4, 3), np.uint8)
-    chunks = [(i // 4, h5format.encode_chunk(np.concatenate([imgs[i:i + 4], np.zeros((max(0, i + 4 - 7), 4, 4, 3), np.uint8)])))
-              for i in (0, 4)]
+    padded = np.concatenate([imgs, np.zeros((1, 4, 4, 3), np.uint8)])
+    chunks = [(i, *h5format.encode_chunk(padded[4 * i:4 * i + 4], "gzip")) for i in (0, 1)]
     path = h5format.write_tile_set(tmp_path / "t.h5", coords, {"patch_size": 4}, chunks=chunks,
                                    image_size=4, chunk_tiles=4)
     h5format.drop_tiles(path, [1, 5])

@@ -48,6 +48,16 @@ def test_missing_and_colliding(tmp_path):
         collect_inputs([str(tmp_path / "p"), str(tmp_path / "q")])
 
 
+def test_an_input_without_slides_is_an_error(tmp_path):
+    (tmp_path / "named_like.svs").mkdir()  # a folder, not a slide
+    _touch(tmp_path / "named_like.svs" / "readme.txt")
+    with pytest.raises(FileNotFoundError, match="named_like.svs: a folder without slide files"):
+        collect_inputs([str(tmp_path / "named_like.svs")])
+    (tmp_path / "header.csv").write_text("path,mpp,label\n,,\n")
+    with pytest.raises(ValueError, match="header.csv: lists no slides"):
+        collect_inputs([str(tmp_path / "header.csv")])
+
+
 def test_shards_partition_the_list(tmp_path):
     for i in range(7):
         _touch(tmp_path / f"s{i}.svs")

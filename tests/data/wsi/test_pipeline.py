@@ -50,7 +50,7 @@ def test_outputs_and_attributes(tmp_path, slides):
     assert attrs["target_mpp"] == 0.5 and attrs["level0_mpp"] == 0.5 and attrs["patch_size_level0"] == 128
     assert attrs["slide_fingerprint"] == state["fingerprint"]
     assert ((coords[:, 0] % 112) == 0).all()  # stride (128 - 16) level-0 px at equal mpp
-    thumb = Image.open(run / "thumbnails" / "tissue.png")
+    thumb = Image.open(run / "thumbnails" / "tissue.jpg")
     assert max(thumb.size) <= 1024
     assert "| tissue | done |" in (run / "summary.md").read_text()
 
@@ -138,11 +138,66 @@ def test_given_mpp_only_matters_where_used(tmp_path, slides):
     run_tiling(cfg)
     h5 = _run_dir(cfg) / "patches" / "tissue.h5"
     mtime = h5.stat().st_mtime_ns
-    run_tiling(dataclasses.replace(cfg, mpp=0.4))  # the file states 0.5: its tiles stay
+    with pytest.raises(ValueError, match=r"'nompp' was made with --mpp 0\.5, this run has --mpp 0\.4"):
+        run_tiling(dataclasses.replace(cfg, mpp=0.4))  # nompp's tiles were cut at 0.5: never replaced silently
+    run_tiling(dataclasses.replace(cfg, slides=[str(slides["tissue"])], mpp=0.4))  # the file states 0.5
     assert h5.stat().st_mtime_ns == mtime
-    assert _read(_run_dir(cfg) / "patches" / "nompp.h5")[2]["level0_mpp"] == 0.4  # redone
-    run_tiling(dataclasses.replace(cfg, mpp=0.4, force_mpp=True))
+    run_tiling(dataclasses.replace(cfg, mpp=0.4, overwrite=True))
+    assert _read(_run_dir(cfg) / "patches" / "nompp.h5")[2]["level0_mpp"] == 0.4
+    with pytest.raises(ValueError, match="'tissue' was made with the file's level-0 mpp 0.5, this run forces"):
+        run_tiling(dataclasses.replace(cfg, mpp=0.4, force_mpp=True))
+    run_tiling(dataclasses.replace(cfg, mpp=0.4, force_mpp=True, overwrite=True))
     assert _read(h5)[2]["level0_mpp"] == 0.4
+
+
+def test_rerun_with_other_settings_keeps_the_finished_tile_set(tmp_path, slides, capsys):
+    cfg = _cfg(tmp_path, [slides["tissue"]], save_images=True)
+    run_tiling(cfg)
+    h5 = _run_dir(cfg) / "patches" / "tissue.h5"
+    coords, imgs, _ = _read(h5)
+    for change, says in (({"min_tissue": 0.3}, "--min-tissue 0.5, this run has --min-tissue 0.3"),
+                         ({"save_images": False}, "--save-images, this run has --no-save-images"),
+                         ({"tissue_detection": False}, "--tissue-detection, this run has --no-tissue-detection")):
+        with pytest.raises(ValueError, match=says):
+            run_tiling(dataclasses.replace(cfg, **change))
+    args = ["tile", str(slides["tissue"]), "--out", cfg.out, "--patch-size", "128", "--thumbnail-size", "512",
+            "--min-tissue", "0.3", "--save-images", "--no-progress"]
+    try:
+        assert main(args) == 2
+    finally:
+        logging.getLogger().handlers.clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--min-tissue 0.5" in err[0] and "--overwrite" in err[0]
+    again, again_imgs, _ = _read(h5)
+    assert (again == coords).all() and (again_imgs == imgs).all()  # nothing lost
+    run_tiling(dataclasses.replace(cfg, min_tissue=0.3, overwrite=True))
+    assert len(_read(h5)[0]) > len(coords)
+
+
+def test_zero_slides_is_an_error(tmp_path, capsys):
+    (tmp_path / "looks_like.svs").mkdir()
+    (tmp_path / "empty.csv").write_text("path,mpp\n")
+    for given, says in (("looks_like.svs", "a folder without slide files"), ("empty.csv", "lists no slides")):
+        try:
+            assert main(["tile", str(tmp_path / given), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+        finally:
+            logging.getLogger().handlers.clear()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and given in err[0] and says in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_killed_run_leftovers_are_removed(tmp_path, slides):
+    cfg = _cfg(tmp_path, [slides["tissue"]], save_images=True)
+    run = _run_dir(cfg)
+    left = [run / "patches" / ".tissue.h5.0badc0de.h5.tmp", run / "state" / ".tissue.json.a1b2c3d4.json.tmp",
+            run / "thumbnails" / ".tissue.jpg.99ff99ff.jpg.tmp"]
+    others = [run / "patches" / ".other.h5.0badc0de.h5.tmp", run / "patches" / "notes.tmp"]
+    for p in left + others:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * 1000)
+    assert run_tiling(cfg) == 0
+    assert not any(p.exists() for p in left) and all(p.exists() for p in others)  # only this slide's
 
 
 def test_no_tissue_slide_reported_not_empty_file(tmp_path, slides):
@@ -152,7 +207,7 @@ def test_no_tissue_slide_reported_not_empty_file(tmp_path, slides):
     assert not (run / "patches" / "blank.h5").exists()
     assert read_json(run / "state" / "blank.json")["status"] == "no_tissue"
     assert "no tissue found" in (run / "summary.md").read_text()
-    assert (run / "thumbnails" / "blank.png").exists()
+    assert (run / "thumbnails" / "blank.jpg").exists()
 
 
 def test_plain_image_input(tmp_path, slides):
@@ -170,8 +225,7 @@ def test_plain_image_input(tmp_path, slides):
 
 
 def test_workers_and_shards_match_serial(tmp_path, slides, monkeypatch):
-    from rckd.data.wsi import extract
-    monkeypatch.setattr(extract, "MIN_PARALLEL_TILES", 0)  # use the pool even for this small slide
+    monkeypatch.setattr(pipeline, "MIN_PARALLEL_TILES", 0)  # use the pool even for this small slide
     serial = _cfg(tmp_path / "a", [slides["tissue"]], save_images=True)
     run_tiling(serial)
     par = _cfg(tmp_path / "b", [slides["tissue"]], save_images=True, workers=2)
@@ -189,10 +243,10 @@ def test_unreadable_tiles_are_left_out_and_recorded(tmp_path, slides, monkeypatc
     from rckd.data.wsi.reader import OpenSlideReader
     real = OpenSlideReader.read_region
 
-    def flaky(self, location, level, size):
+    def flaky(self, location, level, size, out=None):
         if level == 0 and location[0] + size[0] > 640 and location[0] < 768:  # a corrupt column
             raise OSError("Corrupt JPEG data")
-        return real(self, location, level, size)
+        return real(self, location, level, size, out)
 
     monkeypatch.setattr(OpenSlideReader, "read_region", flaky)
     cfg = _cfg(tmp_path, [slides["tissue"]], save_images=True, min_tissue=0.0, tissue_detection=False)

@@ -12,7 +12,7 @@ from tests.conftest import shared_path
 
 
 def _tile(tmp_path, slide, **kw):
-    cfg = TileConfig(slides=[str(slide)], out=str(tmp_path), progress=False, thumbnail_size=1024, **kw)
+    cfg = TileConfig(slides=[str(slide)], out=str(tmp_path), progress=False, **{"thumbnail_size": 1024, **kw})
     code = run_tiling(cfg)
     run = tmp_path / run_dir_name(cfg)
     return code, run
@@ -29,7 +29,8 @@ def test_cmu_at_half_micron(tmp_path):
     coords, attrs, imgs = _h5(run, "CMU-1-Small-Region")
     assert code == 0 and 25 <= len(coords) <= 60  # about 40 % of an 8 x 11 grid
     assert attrs["level0_mpp"] == pytest.approx(0.499) and attrs["patch_size_level0"] == 257
-    assert attrs["read_level"] == 0 and attrs["target_magnification"] == pytest.approx(19.96)
+    assert attrs["read_level"] == 0 and attrs["target_magnification"] == 20.0  # TRIDENT: 10 / mpp
+    assert attrs["level0_magnification"] == pytest.approx(10 / 0.499) and attrs["objective_power"] == 20
     assert imgs.shape == (len(coords), 256, 256, 3)
     assert imgs.reshape(len(imgs), -1, 3).std(axis=1).mean() > 20  # tissue, not glass
     assert read_json(run / "state" / "CMU-1-Small-Region.json")["tissue_fraction"] == pytest.approx(0.40, abs=0.08)
@@ -70,3 +71,37 @@ def test_ndpi_fluorescence_dark_background(tmp_path):
 def json_field(text, key):
     import json
     return json.loads(text)[key]
+
+
+def test_ihc_slide_is_tiled_with_its_tissue(tmp_path):
+    """A pyramidal slide of scikit-image's real IHC image (DAB + hematoxylin, no eosin) on glass:
+    one island as imaged, one re-stained pale without DAB (a negative IHC slide), a marker line."""
+    from skimage import data
+    from skimage.color import hed2rgb, rgb2hed
+
+    from rckd.data.wsi.tiff import write_pyramid
+
+    h, w = 1536, 2048
+    rng = np.random.default_rng(0)
+    canvas = np.clip(rng.normal((242, 241, 239), 2, (h, w, 3)), 0, 255).astype(np.uint8)
+    ihc = data.immunohistochemistry()
+    hed = rgb2hed(ihc)
+    pale = (np.clip(hed2rgb(np.stack([0.4 * hed[..., 0], 0 * hed[..., 1], 0 * hed[..., 2]], -1)), 0, 1) * 255)
+    yy, xx = np.mgrid[:h, :w]
+    islands = []
+    for cx, tissue in ((520, ihc), (1530, pale.astype(np.uint8))):
+        island = ((yy - 820) / 560) ** 2 + ((xx - cx) / 420) ** 2 <= 1
+        canvas[island] = np.pad(tissue, ((0, h - 512), (0, w - 512), (0, 0)), mode="symmetric")[island]
+        islands.append(island)
+    canvas[60:110, 200:1800] = (35, 65, 185)  # a blue marker line across the top
+    slide = write_pyramid(tmp_path / "ihc.tiff", canvas, mpp=0.5)
+    code, run = _tile(tmp_path, slide, target_mpp=1.0, patch_size=128, save_images=True,
+                      thumbnail_size=256)  # 4 um/px: coarse, as thumbnails of whole slides are
+    coords, attrs, imgs = _h5(run, "ihc")
+    state = read_json(run / "state" / "ihc.json")
+    assert code == 0 and state["status"] == "done" and attrs["read_level"] == 1
+    assert state["tissue_fraction"] == pytest.approx((islands[0] | islands[1]).mean(), abs=0.04)
+    centres = coords + 128  # footprint 256 level-0 px
+    for island in islands:
+        assert island[centres[:, 1], centres[:, 0]].sum() >= 8  # both islands tiled
+    assert (coords[:, 1] > 110).all()  # not the marker line

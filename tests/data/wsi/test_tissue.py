@@ -1,4 +1,4 @@
-"""Tissue detection: bright-field and dark-field, blank slides, all-tissue crops, bounded thumbnails."""
+"""Tissue detection: H&E, IHC and dark-field, pale tissue, pen, dust, blank slides, bounded thumbnails."""
 
 from __future__ import annotations
 
@@ -121,3 +121,75 @@ def test_real_slides_tissue_fractions():
     thumb = read_thumbnail(ndpi, 512)
     tm = detect_tissue(thumb, ndpi.mpp * ndpi.dimensions[0] / thumb.shape[1])
     assert tm.info["field"] == "dark" and 0.4 < tm.fraction < 0.95
+
+
+@pytest.fixture(scope="module")
+def ihc_stains():
+    """scikit-image's real IHC image (DAB + hematoxylin) as stain densities, and its hematoxylin colour."""
+    from skimage import data
+    from skimage.color import rgb2hed
+
+    image = data.immunohistochemistry()
+    od = -np.log((image.astype(np.float64) + 1) / 256)
+    blue = od[image[..., 2].astype(int) > image[..., 0].astype(int) + 25]  # its blued hematoxylin
+    hematoxylin = (blue / np.linalg.norm(blue, axis=1, keepdims=True)).mean(0)
+    return image, rgb2hed(image), hematoxylin / np.linalg.norm(hematoxylin)
+
+
+def _stained(hed, h=1.0, dab=1.0):
+    """The IHC image re-stained: hematoxylin and DAB densities scaled, eosin dropped."""
+    from skimage.color import hed2rgb
+
+    rgb = hed2rgb(np.stack([hed[..., 0] * h, np.zeros(hed.shape[:2]), hed[..., 2] * dab], -1))
+    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+def _dense_blue(hed, h_colour):
+    """Densely counterstained tissue (a lymphoid IHC control) as a coarse thumbnail shows it: the
+    image's hematoxylin density, smoothed and 3.5 x, in the image's own blued hematoxylin colour,
+    saturated enough (hue ~230, saturation ~0.4) to pass the plain hue/saturation test for blue ink."""
+    from scipy import ndimage
+
+    density = ndimage.gaussian_filter(np.clip(hed[..., 0] - hed[..., 0].min(), 0, None), 6) * 3.5 * 30
+    return np.clip(256 * np.exp(-density[..., None] * h_colour) - 1, 0, 255).astype(np.uint8)
+
+
+def _on_glass(tissue, pen=True, dust=True, size=(1200, 900), reduce=4):
+    """A slide of ``tissue`` (mirrored) as an oval island on glass, with marker strokes and dust,
+    and its thumbnail at ``reduce`` x; returns (thumbnail, tissue truth, ink truth, dust truth)."""
+    h, w = size
+    img = _glass(h, w, seed=3)
+    yy, xx = np.mgrid[:h, :w]
+    truth = ((yy - h / 2) / (0.32 * h)) ** 2 + ((xx - w / 2) / (0.3 * w)) ** 2 <= 1
+    big = np.pad(tissue, ((0, h - tissue.shape[0]), (0, w - tissue.shape[1]), (0, 0)), mode="symmetric")
+    img[truth] = big[truth]
+    ink, specks = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    if pen:
+        ink[40:80, 100:800] = ink[h - 80:h - 40, 100:800] = True
+        img[40:80, 100:800], img[h - 80:h - 40, 100:800] = (35, 65, 185), (40, 150, 70)  # blue, green
+    if dust:
+        for y, x in np.random.default_rng(4).integers(100, 1000, (25, 2)) % (h, w):
+            if not truth[y, x]:
+                img[y:y + 8, x:x + 8], specks[y:y + 8, x:x + 8] = (70, 68, 66), True
+    thumb = np.asarray(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).reduce(reduce))
+    small = [np.asarray(Image.fromarray(m.astype(np.uint8) * 255).reduce(reduce)) > 127
+             for m in (truth, ink, specks)]
+    return (thumb, *small)
+
+
+def test_ihc_image_is_tissue(ihc_stains):
+    image, _, _ = ihc_stains
+    tm = detect_tissue(image, 0.5)
+    assert tm.info["field"] == "bright" and tm.fraction > 0.95  # a crop of tissue: nearly all of it
+
+
+@pytest.mark.parametrize("stain", ["as imaged", "pale, no DAB", "dense blue counterstain"])
+def test_ihc_slides_found_without_glass_pen_or_dust(ihc_stains, stain):
+    image, hed, h_colour = ihc_stains
+    tissue = {"as imaged": image, "pale, no DAB": _stained(hed, h=0.4, dab=0.0),
+              "dense blue counterstain": _dense_blue(hed, h_colour)}[stain]
+    thumb, truth, ink, specks = _on_glass(tissue)
+    tm = detect_tissue(thumb, 2.0)
+    assert (tm.mask & truth).sum() / truth.sum() > 0.97
+    assert (tm.mask & ~truth).sum() < 0.03 * truth.sum()
+    assert not (tm.mask & (ink | specks)).any()
