@@ -34,12 +34,14 @@ def _parse(argv, config_argument=False):
 
 def test_flags_inputs_and_overrides():
     cfg = _parse(["a.svs", "b.svs", "--patch-size", "512", "--no-tissue-detection", "optim.lr=0.5",
-                  "mpp=0.25", "--loss", "KL"])
+                  "mpp=0.25", "--loss", "kl"])
     assert cfg.inputs == ["a.svs", "b.svs"] and cfg.patch_size == 512 and cfg.tissue_detection is False
     assert cfg.optim.lr == 0.5 and cfg.mpp == 0.25 and cfg.loss == "kl"
 
 
 def test_flags_go_through_the_option_checks():
+    with pytest.raises(ConfigError, match=r"^--loss: expected one of bce, kl, got 'KL' \(did you mean 'kl'\?\)$"):
+        _parse(["--loss", "KL"])
     with pytest.raises(ConfigError, match=r"^--patch-size: expected an integer, got '1\.5'$"):
         _parse(["--patch-size", "1.5"])
     with pytest.raises(ConfigError, match=r"^--patch-size: must be at least 1, got 0$"):
