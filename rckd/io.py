@@ -36,10 +36,18 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = _new_file(path.parent, f".{path.name}.", (suffix or path.suffix) + ".tmp")
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # writers that recreate the file (safetensors) make it 0600
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _new_file(folder: Path, prefix: str, suffix: str) -> Path:

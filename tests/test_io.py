@@ -44,9 +44,15 @@ def test_safe_name_never_escapes(name, expected):
 def test_outputs_honour_the_umask(tmp_path, umask, mode):
     import os
 
+    import torch
+
+    from rckd.weightfile import save_weights
+
     old = os.umask(umask)
     try:
         path = write_json(tmp_path / f"u{umask:o}.json", {"x": 1})
+        weights = save_weights({"w": torch.zeros(2)}, tmp_path / f"w{umask:o}")  # safetensors recreates its file
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == mode
+    assert weights.stat().st_mode & 0o777 == mode
