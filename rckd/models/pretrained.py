@@ -51,7 +51,16 @@ class PretrainedEntry:
         return self.name.split(".", 1)[1]
 
 
-_ENTRIES: tuple[PretrainedEntry, ...] = ()
+_POOL = ("RCKD, experiments/real_cpu.yaml: 8,000 tiles seen of a 5,402-tile pool of real H&E at "
+         "1.0 um/px (TCGA and CMU slides, MoNuSeg train, Lymphoma/GlaS/CRCHisto train splits)")
+_ENTRIES: tuple[PretrainedEntry, ...] = (
+    PretrainedEntry("csat.rckd_he5k", "csat", "csat_rckd_he5k",
+                    "6019d88f6e114c1f0fa6af7c313038f6763ab8b20e746e2180e57ee947b8dcb2",
+                    "0661ce7cb0d0d439c522ff6f6f2dfdffca68fb2270cd8475d37c24248cd46e2e", 1.0, 128, _POOL),
+    PretrainedEntry("resnet18.rckd_he5k", "resnet18", "resnet18_rckd_he5k",
+                    "ac8fca7690cd76244542499201a175ba50acaa4a8fa4d42417eb7e26098b06e6",
+                    "7092d8564194b9e6f2747fdae57ae62c6d48cbf5f6e1c7d8dbb9cb926bdf43e0", 1.0, 128, _POOL),
+)
 
 PRETRAINED: dict[str, PretrainedEntry] = {e.name: e for e in _ENTRIES}
 

@@ -83,3 +83,41 @@ def test_export_student_halves_weights_and_keeps_the_run_meta(tmp_path):
     again = create_backbone("csat_tiny", weights=path)
     for k, v in b.export_state_dict().items():
         assert torch.allclose(again.export_state_dict()[k], v, atol=1e-2, rtol=1e-2), k
+
+
+def test_shipped_students_are_listed_and_build_offline():
+    names = list_pretrained()
+    assert {"csat.rckd_he5k", "resnet18.rckd_he5k"} <= set(names)
+    for name in names:
+        e = pt.pretrained_entry(name)
+        b = create_backbone(name)
+        assert b.name == e.arch and b.pretrained == name
+        meta = json.loads(e.path.with_suffix(".json").read_text())
+        assert meta["mpp"] == e.mpp and meta["method"] == "rckd" and meta["dtype"] == "float16"
+        assert (e.path.parent / meta["model_card"]).is_file()
+        with torch.no_grad():
+            assert b(torch.rand(1, 3, e.input_size, e.input_size)).shape == (1, b.num_features)
+        assert not torch.equal(b.export_state_dict()[next(iter(b.export_state_dict()))],
+                               create_backbone(e.arch).export_state_dict()[next(iter(b.export_state_dict()))])
+
+
+def test_shipped_csat_through_timm_has_the_same_weights():
+    model = timm.create_model("csat.rckd_he5k", pretrained=True, num_classes=4)
+    ref = create_backbone("csat.rckd_he5k").export_state_dict()
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in ref.items() if not k.startswith("head.fc."))
+    assert model(torch.rand(2, 3, 128, 128)).shape == (2, 4)
+    assert timm.create_model("csat", pretrained=True).pretrained_cfg["tag"] == "rckd_he5k"
+
+
+def test_timm_route_refuses_a_tampered_shipped_file(monkeypatch, tmp_path):
+    import shutil
+
+    e = pt.pretrained_entry("csat.rckd_he5k")
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(e.path.with_suffix(suffix), tmp_path / f"{e.stem}{suffix}")
+    js = tmp_path / f"{e.stem}.json"
+    js.write_text(js.read_text().replace('"mpp": 1.0', '"mpp": 0.5'))
+    monkeypatch.setattr(pt, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ValueError, match=r"csat_rckd_he5k\.json: sha256 .* pinned"):
+        timm.create_model("csat.rckd_he5k", pretrained=True, num_classes=4)
