@@ -21,7 +21,7 @@ from rckd.io import sha256_file
 from rckd.weightfile import FORMAT, load_weights, save_weights, weights_paths
 
 __all__ = ["save_weights", "load_weights", "read_state_dict", "weights_paths", "detect_prefix", "FORMAT",
-           "WEIGHTS_DIR", "verify_pinned", "to_half"]
+           "WEIGHTS_DIR", "verify_pinned", "check_pinned", "to_half"]
 
 #: the weight files shipped inside the package (teacher, pretrained students)
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -36,14 +36,19 @@ def verify_pinned(path: str | os.PathLike, sha256: str, sidecar_sha256: str, wha
     ``ValueError`` (either checksum differs: the file was replaced or the sidecar edited).
     """
     st_path, json_path = weights_paths(path)
-    for p, pinned in ((st_path, sha256), (json_path, sidecar_sha256)):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: file of {what} not found (reinstall rckd)")
-        actual = sha256_file(p)
-        if actual != pinned:
-            raise ValueError(f"{p}: sha256 {actual[:16]}... does not match the pinned {pinned[:16]}... "
-                             f"of {what} (file corrupt, replaced or edited)")
+    check_pinned(st_path, sha256, what)
+    check_pinned(json_path, sidecar_sha256, what)
     return st_path
+
+
+def check_pinned(path: Path, pinned: str, what: str) -> None:
+    """One file against its pinned sha256 (``FileNotFoundError`` / ``ValueError`` naming it)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file of {what} not found (reinstall rckd)")
+    actual = sha256_file(path)
+    if actual != pinned:
+        raise ValueError(f"{path}: sha256 {actual[:16]}... does not match the pinned {pinned[:16]}... "
+                         f"of {what} (file corrupt, replaced or edited)")
 
 
 def to_half(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -97,15 +97,10 @@ def _check_sha(entry: TeacherEntry, actual: str) -> None:
 
 def _check_sidecar(entry: TeacherEntry) -> None:
     """The shipped sidecar holds the teacher's mpp and post-processing: pinned like the weights."""
-    if not entry.sidecar_sha256:
-        return
-    from rckd.models.weights import weights_paths
+    if entry.sidecar_sha256:
+        from rckd.models.weights import check_pinned, weights_paths
 
-    _, json_path = weights_paths(entry.path)
-    actual = sha256_file(json_path)
-    if actual != entry.sidecar_sha256:
-        raise ValueError(f"{json_path}: sha256 {actual[:16]}... does not match the registry's "
-                         f"{entry.sidecar_sha256[:16]}... for teacher '{entry.name}' (sidecar edited or replaced)")
+        check_pinned(weights_paths(entry.path)[1], entry.sidecar_sha256, f"teacher '{entry.name}'")
 
 
 def _check_file(entry: TeacherEntry) -> Path:

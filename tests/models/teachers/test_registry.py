@@ -103,6 +103,6 @@ def test_edited_sidecar_of_the_shipped_teacher_is_refused(tmp_path, monkeypatch)
     meta["teacher"]["mpp"] = 0.25
     js.write_text(json.dumps(meta))
     monkeypatch.setitem(reg._REGISTRY, "monuseg-unet", dataclasses.replace(entry, path=str(st)))
-    with pytest.raises(ValueError, match=r"t\.json: sha256 .*\(sidecar edited"):
+    with pytest.raises(ValueError, match=r"t\.json: sha256 .* pinned .* of teacher 'monuseg-unet'"):
         get_teacher("default")
     assert "does not match" in dict(reg.teacher_status())["monuseg-unet"]
